@@ -1,0 +1,120 @@
+"""Generators: the step-level interface strategies search through, and the black-box one.
+
+Step level (k-diffusion style): `encode` once per prompt, `noise(seeds)` per candidate,
+`denoise(x_t, i, cond) -> x0_hat` with CFG inside, `decode(x0) -> images`, and the model's own
+`schedule`. Images are float tensors (B, 3, H, W) in [0, 1] everywhere in ttscale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from ttscale.budget import Meter
+from ttscale.errors import TTScaleError
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The sampling grid: x_t = alpha[i] * x0 + sigma[i] * noise at step i; the last entry is clean.
+
+    `t[i]` is the value the model is conditioned on at step i (flow time in [0, 1], or a DDPM timestep).
+    Flow matching has alpha = 1 - t, sigma = t; epsilon models the cumulative-alpha square roots.
+    """
+
+    t: torch.Tensor
+    alpha: torch.Tensor
+    sigma: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return len(self.t) - 1
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Black-box: images from (prompt, seeds). Enough for strategies that only draw and rank."""
+
+    name: str
+
+    def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor: ...
+
+    def nfe_per_sample(self) -> int: ...
+
+
+@runtime_checkable
+class StepGenerator(Generator, Protocol):
+    """Step access for strategies that act inside the denoising path."""
+
+    nfe_per_call: int  # denoiser evaluations per sample per `denoise` call (2 with CFG)
+    flops_per_nfe: float
+
+    def encode(self, prompt: str) -> Any: ...
+
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor: ...
+
+    def schedule(self) -> Schedule: ...
+
+    def denoise(self, x: torch.Tensor, step: int, cond: Any) -> torch.Tensor: ...
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor: ...
+
+
+def require_steps(generator: Generator, strategy: str) -> StepGenerator:
+    """The generator as a StepGenerator, or a clear error naming the strategies that work black-box."""
+    if not isinstance(generator, StepGenerator):
+        raise TTScaleError(
+            f"strategy {strategy!r} needs step access (encode/noise/denoise/decode), but {generator.name!r} is "
+            "black-box; use best-of-n, random-search, rounds or adaptive with it"
+        )
+    return generator
+
+
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """(B, 3, H, W) floats in [0, 1] to HxWx3 uint8 arrays, for PNG files and evaluators."""
+    arr = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return list(arr)
+
+
+class MeteredGenerator:
+    """Charges a Meter for every denoiser or sampling call, so no strategy can under-report."""
+
+    def __init__(self, inner: Generator, meter: Meter):
+        self.inner, self.meter = inner, meter
+        self.name = inner.name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)
+
+    def _flops(self, nfe: int) -> float:
+        return float(getattr(self.inner, "flops_per_nfe", 0.0)) * nfe
+
+    def denoise(self, x: torch.Tensor, step: int, cond: Any) -> torch.Tensor:
+        nfe = x.shape[0] * self.inner.nfe_per_call  # type: ignore[attr-defined]
+        self.meter.charge(nfe=nfe, generator_flops=self._flops(nfe))
+        return self.inner.denoise(x, step, cond)  # type: ignore[attr-defined,no-any-return]
+
+    def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
+        nfe = len(seeds) * self.inner.nfe_per_sample()
+        self.meter.charge(nfe=nfe, generator_flops=self._flops(nfe))
+        return self.inner.sample(prompt, seeds)
+
+    def nfe_per_sample(self) -> int:
+        return self.inner.nfe_per_sample()
+
+
+class CallableGenerator:
+    """Wraps any `fn(prompt, seeds) -> images` as a black-box Generator (an API, a closed pipeline)."""
+
+    def __init__(self, fn: Callable[[str, Sequence[int]], torch.Tensor], name: str = "callable", nfe_per_sample: int = 1):
+        self.fn, self.name, self._nfe = fn, name, nfe_per_sample
+
+    def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
+        return self.fn(prompt, seeds)
+
+    def nfe_per_sample(self) -> int:
+        return self._nfe

@@ -1,0 +1,265 @@
+"""Neural nets of the lab world: a word-level text encoder, a text-conditional U-Net, and two judges.
+
+Small on purpose (1-10M parameters at 32x32) so they train in minutes on one GPU and sample on a
+laptop CPU. Attention is written out (no `nn.TransformerEncoder`, whose eval-mode fast path
+differs from training mode with padding masks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttscale.lab.world import COLORS, NUMBER_WORDS, PLURALS, RELATIONS, SHAPES
+
+MAX_TOKENS = 12
+_WORDS = sorted(
+    {"<pad>", "<unk>", "a", "an", "photo", "of", "and"}
+    | set(SHAPES)
+    | set(PLURALS.values())
+    | set(COLORS)
+    | set(NUMBER_WORDS.values())
+    | {w for r in RELATIONS for w in r.split()}
+)
+VOCAB = {w: i for i, w in enumerate(_WORDS)}
+
+
+def tokenize(prompts: Sequence[str]) -> torch.Tensor:
+    """Word-level ids, padded with 0; unknown words map to <unk> so any prompt encodes."""
+    ids = torch.zeros(len(prompts), MAX_TOKENS, dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        words = prompt.lower().split()[:MAX_TOKENS]
+        ids[row, : len(words)] = torch.tensor([VOCAB.get(w, VOCAB["<unk>"]) for w in words], dtype=torch.long)
+    return ids
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, d = x.shape
+        ctx = x if context is None else context
+        q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn_mask = None if mask is None else mask[:, None, None, :]  # True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class TextEncoder(nn.Module):
+    """Token + position embeddings and a few pre-norm transformer layers; returns tokens and a pooled vector."""
+
+    def __init__(self, dim: int, layers: int, heads: int = 4):
+        super().__init__()
+        self.embed = nn.Embedding(len(VOCAB), dim)
+        self.pos = nn.Parameter(torch.randn(MAX_TOKENS, dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([nn.LayerNorm(dim), Attention(dim, heads), nn.LayerNorm(dim), _mlp(dim)]) for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mask = ids != 0
+        h = self.embed(ids) + self.pos
+        for n1, attn, n2, mlp in self.blocks:  # type: ignore[misc]
+            h = h + attn(n1(h), mask=mask)
+            h = h + mlp(n2(h))
+        h = self.norm(h)
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return h, pooled, mask
+
+
+def _mlp(dim: int, mult: int = 4) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim * mult), nn.GELU(), nn.Linear(dim * mult, dim))
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], -1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, emb: int):
+        super().__init__()
+        self.n1, self.c1 = nn.GroupNorm(8, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.film = nn.Linear(emb, 2 * cout)
+        self.n2, self.c2 = nn.GroupNorm(8, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.c1(F.silu(self.n1(x)))
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, 1)
+        h = self.n2(h) * (1 + scale) + shift
+        return self.skip(x) + self.c2(F.silu(h))
+
+
+class AttnBlock(nn.Module):
+    """Self-attention over pixels, then cross-attention to the prompt's tokens."""
+
+    def __init__(self, ch: int, context_dim: int, heads: int = 4):
+        super().__init__()
+        self.n1, self.self_attn = nn.GroupNorm(8, ch), Attention(ch, heads)
+        self.n2, self.cross = nn.GroupNorm(8, ch), Attention(ch, heads, context_dim)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = self.n1(x).flatten(2).transpose(1, 2)
+        x = x + self.self_attn(seq).transpose(1, 2).view(b, c, h, w)
+        seq = self.n2(x).flatten(2).transpose(1, 2)
+        return x + self.cross(seq, ctx, mask).transpose(1, 2).view(b, c, h, w)
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    base: int = 32  # channels at full resolution; x2 and x4 at 1/2 and 1/4
+    text_dim: int = 64
+    text_layers: int = 2
+    resolution: int = 32
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class FlowUNet(nn.Module):
+    """Predicts the rectified-flow velocity (noise - image) from x_t, t and the prompt.
+
+    A learned null sequence stands in for the prompt when it is dropped (classifier-free guidance).
+    """
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        c, e, d = cfg.base, cfg.base * 4, cfg.text_dim
+        self.text = TextEncoder(d, cfg.text_layers)
+        self.null_tokens = nn.Parameter(torch.randn(MAX_TOKENS, d) * 0.02)
+        self.time = nn.Sequential(nn.Linear(c, e), nn.SiLU(), nn.Linear(e, e))
+        self.pool = nn.Linear(d, e)
+        self.inp = nn.Conv2d(3, c, 3, padding=1)
+        self.d1 = ResBlock(c, c, e)
+        self.d2 = ResBlock(c, 2 * c, e)
+        self.a2 = AttnBlock(2 * c, d)
+        self.d3 = ResBlock(2 * c, 4 * c, e)
+        self.a3 = AttnBlock(4 * c, d)
+        self.m1, self.ma, self.m2 = ResBlock(4 * c, 4 * c, e), AttnBlock(4 * c, d), ResBlock(4 * c, 4 * c, e)
+        self.u3 = ResBlock(8 * c, 4 * c, e)
+        self.ua3 = AttnBlock(4 * c, d)
+        self.u2 = ResBlock(6 * c, 2 * c, e)
+        self.ua2 = AttnBlock(2 * c, d)
+        self.u1 = ResBlock(3 * c, c, e)
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 3, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def encode(self, ids: torch.Tensor, drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompt tokens -> (context, pooled, mask); rows where `drop` is True get the null condition."""
+        ctx, pooled, mask = self.text(ids)
+        if drop is not None:
+            null = self.null_tokens.expand_as(ctx)
+            keep = ~drop[:, None, None]
+            ctx = torch.where(keep, ctx, null)
+            pooled = torch.where(keep[:, 0], pooled, null.mean(1))
+            mask = torch.where(keep[:, :, 0], mask, torch.ones_like(mask))
+        return ctx, pooled, mask
+
+    def null(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ctx = self.null_tokens.expand(batch, -1, -1)
+        mask = torch.ones(batch, MAX_TOKENS, dtype=torch.bool, device=ctx.device)
+        return ctx, ctx.mean(1), mask
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        ctx, pooled, mask = cond
+        emb = self.time(timestep_embedding(t, self.cfg.base)) + self.pool(pooled)
+        h1 = self.d1(self.inp(x), emb)
+        h2 = self.a2(self.d2(F.avg_pool2d(h1, 2), emb), ctx, mask)
+        h3 = self.a3(self.d3(F.avg_pool2d(h2, 2), emb), ctx, mask)
+        m = self.m2(self.ma(self.m1(h3, emb), ctx, mask), emb)
+        u = self.ua3(self.u3(torch.cat([m, h3], 1), emb), ctx, mask)
+        u = self.ua2(self.u2(torch.cat([F.interpolate(u, scale_factor=2.0), h2], 1), emb), ctx, mask)
+        u = self.u1(torch.cat([F.interpolate(u, scale_factor=2.0), h1], 1), emb)
+        return self.out(u)  # type: ignore[no-any-return]
+
+
+class ImageEncoder(nn.Module):
+    """A small CNN: 32x32 image -> feature vector (the judges' eyes)."""
+
+    def __init__(self, base: int, out_dim: int):
+        super().__init__()
+        chans = [3, base, 2 * base, 4 * base]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
+            layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(), nn.AvgPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Linear(4 * base, out_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Features as a token grid (B, 16, D) for cross-attention, from images in [0, 1]."""
+        h = self.features(images * 2 - 1)
+        return self.proj(h.flatten(2).transpose(1, 2))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    base: int = 32
+    dim: int = 128
+    text_layers: int = 2
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class YesNoJudge(nn.Module):
+    """lab-visa: reads the prompt, looks at the image through cross-attention, answers a 'yes' logit."""
+
+    def __init__(self, cfg: JudgeConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.image = ImageEncoder(cfg.base, cfg.dim)
+        self.text = TextEncoder(cfg.dim, cfg.text_layers)
+        self.look = nn.ModuleList([Attention(cfg.dim, 4) for _ in range(2)])
+        self.norms = nn.ModuleList([nn.LayerNorm(cfg.dim) for _ in range(2)])
+        self.head = nn.Sequential(nn.LayerNorm(cfg.dim), _mlp(cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        grid = self.image(images)
+        tokens, _, mask = self.text(ids)
+        for norm, attn in zip(self.norms, self.look, strict=True):
+            tokens = tokens + attn(norm(tokens), grid)
+        pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return self.head(pooled).squeeze(-1)  # type: ignore[no-any-return]
+
+
+class DualEncoder(nn.Module):
+    """lab-clip: separate image and text towers into one embedding space (cosine similarity)."""
+
+    def __init__(self, cfg: JudgeConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.image = ImageEncoder(cfg.base, cfg.dim)
+        self.image_head = nn.Sequential(nn.Flatten(), nn.Linear(16 * cfg.dim, cfg.dim))
+        self.text = TextEncoder(cfg.dim, cfg.text_layers)
+        self.text_head = nn.Linear(cfg.dim, cfg.dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_head(self.image(images)), dim=-1)
+
+    def embed_texts(self, ids: torch.Tensor) -> torch.Tensor:
+        _, pooled, _ = self.text(ids)
+        return F.normalize(self.text_head(pooled), dim=-1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

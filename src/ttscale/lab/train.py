@@ -1,0 +1,319 @@
+"""Training of the lab models; `ttscale lab train-generator` / `train-verifiers` call these.
+
+Both are reproducible from their seed: data, initialisation and batches come from seeded
+generators, and the learning rate is constant after warm-up, so the checkpoint saved at step N
+equals a run stopped at N. The generators are evaluated on the test split while they train, so
+the shipped checkpoint can be chosen by measured score (the model card says which).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ttscale.evaluation import summarize
+from ttscale.lab.data import render_dataset
+from ttscale.lab.evaluator import LabEvaluator
+from ttscale.lab.generator import LabGenerator
+from ttscale.lab.nets import DualEncoder, FlowUNet, JudgeConfig, UNetConfig, YesNoJudge, count_parameters, tokenize
+from ttscale.lab.prompts import prompt_suite
+from ttscale.lab.weights import save
+from ttscale.samplers import sample
+from ttscale.seeds import candidate_seed
+
+SIZES: dict[str, UNetConfig] = {
+    "small": UNetConfig(base=32, text_dim=64, text_layers=2),
+    "large": UNetConfig(base=48, text_dim=96, text_layers=2),
+}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _log(path: Path | None, row: dict[str, Any]) -> None:
+    print(json.dumps(row), flush=True)
+    if path is not None:
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _judge_one(args: tuple[np.ndarray, dict[str, Any]]) -> bool:
+    return LabEvaluator().evaluate(args[0], args[1]).correct
+
+
+def judge_all(images: np.ndarray, metadata: Sequence[dict[str, Any]], workers: int = 1) -> np.ndarray:
+    """Evaluator verdicts for many images (uint8 NxHxWx3), in parallel when workers > 1."""
+    pairs = list(zip(images, metadata, strict=True))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            return np.array(list(pool.map(_judge_one, pairs, chunksize=256)), dtype=bool)
+    return np.array([_judge_one(p) for p in pairs], dtype=bool)
+
+
+@torch.no_grad()
+def sample_pairs(gen: LabGenerator, prompts: Sequence[str], seeds: Sequence[int], batch: int = 1024) -> np.ndarray:
+    """One image per (prompt, seed) pair, batched across prompts; uint8 NxHxWx3 (for training and evals)."""
+    out = []
+    for s in range(0, len(prompts), batch):
+        cond = gen.net.encode(tokenize(prompts[s : s + batch]).to(gen.device))
+        x = gen.noise(seeds[s : s + batch])
+        x = sample(lambda x, i: gen.denoise(x, i, cond), x, gen.schedule())  # noqa: B023
+        out.append((gen.decode(x) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate_generator(gen: LabGenerator, split: str, seeds: int, run_seed: int, workers: int) -> dict[str, Any]:
+    """Base score: one sample per prompt, `seeds` times, pooled (the issue's 'several seeds')."""
+    suite = prompt_suite(split)  # type: ignore[arg-type]
+    metas = [m for _ in range(seeds) for m in suite]
+    seed_list = [candidate_seed(run_seed, i, r) for r in range(seeds) for i in range(len(suite))]
+    images = sample_pairs(gen, [m["prompt"] for m in metas], seed_list)
+    correct = judge_all(images, metas, workers)
+    per_seed = [
+        summarize({"tag": m["tag"], "correct": c} for m, c in zip(suite, correct[r * len(suite) : (r + 1) * len(suite)], strict=True))[
+            "overall"
+        ]
+        for r in range(seeds)
+    ]
+    summary = summarize({"tag": m["tag"], "correct": c} for m, c in zip(metas, correct, strict=True))
+    return summary | {"overall_per_seed": per_seed}
+
+
+@dataclass
+class GeneratorRun:
+    size: str = "small"
+    steps: int = 20000
+    batch: int = 256
+    lr: float = 3e-4
+    warmup: int = 500
+    ema: float = 0.999
+    cond_drop: float = 0.1
+    seed: int = 0
+    data: int = 300_000
+    eval_every: int = 8000  # after the early checkpoints below
+    eval_early: tuple[int, ...] = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000)
+    eval_seeds: int = 2
+    guidance: float = 3.0
+    sample_steps: int = 20
+    workers: int = 8
+    max_minutes: float | None = None
+
+
+def train_generator(run: GeneratorRun, out: Path, progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train one lab generator; writes `lab-<size>-step<N>.safetensors` and `train-<size>.jsonl` to `out`."""
+    device = default_device()
+    torch.manual_seed(run.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"train-{run.size}.jsonl"
+    log.unlink(missing_ok=True)
+    t0 = time.time()
+    images, metas = render_dataset(run.data, run.seed, "train", workers=run.workers)
+    data = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
+    ids = tokenize([m["prompt"] for m in metas]).to(device)
+    progress(f"rendered {len(metas)} scenes in {time.time() - t0:.0f}s")
+    net = FlowUNet(SIZES[run.size]).to(device)
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=run.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / run.warmup))
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    info = {"parameters": count_parameters(net), "config": SIZES[run.size].to_dict(), "run": run.__dict__}
+    _log(log, info)
+    rows = []
+    start = time.time()
+    for step in range(1, run.steps + 1):
+        idx = torch.randint(0, len(metas), (run.batch,), device=device, generator=gen)
+        x0 = data[idx].float() / 127.5 - 1
+        t = torch.rand(run.batch, device=device, generator=gen)
+        eps = torch.randn(x0.shape, device=device, generator=gen)
+        xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * eps
+        drop = torch.rand(run.batch, device=device, generator=gen) < run.cond_drop
+        loss = F.mse_loss(net(xt, t, net.encode(ids[idx], drop)), eps - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+                pe.lerp_(p, 1 - run.ema)
+        over_time = run.max_minutes is not None and time.time() - start > run.max_minutes * 60
+        if step % run.eval_every == 0 or step in run.eval_early or step == run.steps or over_time:
+            sampler = LabGenerator(copy.deepcopy(ema).cpu(), guidance=run.guidance, steps=run.sample_steps, device=device)
+            summary = evaluate_generator(sampler, "test", run.eval_seeds, run_seed=1234, workers=run.workers)
+            row = {"step": step, "loss": loss.item(), "minutes": (time.time() - start) / 60, "test": summary}
+            _log(log, row)
+            rows.append(row)
+            name = f"lab-{run.size}-step{step}"
+            save(ema, out / f"{name}.safetensors", "lab-generator", SIZES[run.size].to_dict(), info | {"step": step, "test": summary})
+        if over_time:
+            progress(f"stopping at step {step}: --max-minutes reached")
+            break
+    return rows
+
+
+# ---------------------------------------------------------------- verifiers
+
+
+def _word_edits(prompts: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """For each prompt, the same-task prompts one or two words away (a colour, count, shape or relation swapped)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in prompts:
+        words = p["prompt"].split()
+        near = []
+        for q in prompts:
+            other = q["prompt"].split()
+            if q["tag"] == p["tag"] and q is not p and len(other) == len(words):
+                if 1 <= sum(a != b for a, b in zip(words, other, strict=True)) <= 2:
+                    near.append(q)
+        out[p["prompt"]] = near
+    return out
+
+
+@dataclass
+class VerifierRun:
+    generators: tuple[str, ...] = ("lab-small", "lab-large")
+    rendered: int = 120_000
+    generated: int = 40_000  # per generator
+    steps: int = 6000
+    batch: int = 512
+    lr: float = 3e-4
+    seed: int = 0
+    eval_seeds: int = 4
+    guidance: float = 3.0
+    sample_steps: int = 20
+    workers: int = 8
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum (Mann-Whitney) formula, ties averaged."""
+    from scipy.stats import rankdata
+
+    pos, neg = labels.sum(), (~labels).sum()
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Rendered pairs with hard-negative prompts, and the generators' own samples, all labelled by the evaluator."""
+    device = default_device()
+    rng = np.random.default_rng(run.seed)
+    train = prompt_suite("train")
+    edits = _word_edits(train)
+    images, metas = render_dataset(run.rendered, run.seed + 1, "train", workers=run.workers)
+    # Half the rendered pairs keep their prompt; the other half get a near-miss prompt.
+    swap = rng.random(len(metas)) < 0.5
+    paired = [(edits[m["prompt"]][rng.integers(len(edits[m["prompt"]]))] if s and edits[m["prompt"]] else m) for m, s in zip(metas, swap, strict=True)]
+    all_images, all_metas = [images], list(paired)
+    for name in run.generators:
+        gen = LabGenerator.from_pretrained(name, guidance=run.guidance, steps=run.sample_steps, device=device)
+        picks = [train[int(j)] for j in rng.integers(len(train), size=run.generated)]
+        seeds = [candidate_seed(run.seed + 7, j, 0, stream=name) for j in range(run.generated)]
+        t0 = time.time()
+        all_images.append(sample_pairs(gen, [m["prompt"] for m in picks], seeds))
+        all_metas.extend(picks)
+        progress(f"sampled {run.generated} images from {name} in {time.time() - t0:.0f}s")
+    imgs = np.concatenate(all_images)
+    labels = judge_all(imgs, all_metas, run.workers)
+    progress(f"labelled {len(labels)} pairs: {labels.mean():.2f} positive")
+    return {"images": imgs, "metas": all_metas, "labels": labels}
+
+
+def verifier_eval_data(run: VerifierRun) -> dict[str, dict[str, Any]]:
+    """Held-out generated images (new seeds; test and heldout prompts) for ROC-AUC."""
+    device = default_device()
+    out = {}
+    for split in ("test", "heldout"):
+        suite = prompt_suite(split)  # type: ignore[arg-type]
+        imgs, metas = [], []
+        for name in run.generators:
+            gen = LabGenerator.from_pretrained(name, guidance=run.guidance, steps=run.sample_steps, device=device)
+            m = [p for _ in range(run.eval_seeds) for p in suite]
+            seeds = [candidate_seed(99_999, i, r, stream=name) for r in range(run.eval_seeds) for i in range(len(suite))]
+            imgs.append(sample_pairs(gen, [p["prompt"] for p in m], seeds))
+            metas.extend(m)
+        images = np.concatenate(imgs)
+        out[split] = {"images": images, "metas": metas, "labels": judge_all(images, metas, run.workers)}
+    return out
+
+
+def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> YesNoJudge | DualEncoder:
+    """lab-visa: BCE on the yes-logit. lab-clip: InfoNCE on matching pairs plus a sigmoid loss on all pairs."""
+    device = default_device()
+    torch.manual_seed(run.seed)
+    cfg = JudgeConfig()
+    net: YesNoJudge | DualEncoder = (YesNoJudge if kind == "lab-visa" else DualEncoder)(cfg).to(device)
+    bias = torch.zeros((), device=device, requires_grad=True)
+    images = torch.from_numpy(data["images"]).to(device).permute(0, 3, 1, 2).contiguous()
+    ids = tokenize([m["prompt"] for m in data["metas"]]).to(device)
+    labels = torch.from_numpy(data["labels"]).to(device).float()
+    opt = torch.optim.AdamW([*net.parameters(), bias], lr=run.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 300))
+    gen = torch.Generator(device=device).manual_seed(run.seed)
+    for step in range(1, run.steps + 1):
+        idx = torch.randint(0, len(labels), (run.batch,), device=device, generator=gen)
+        x, y = images[idx].float() / 255, labels[idx]
+        if isinstance(net, YesNoJudge):
+            loss = F.binary_cross_entropy_with_logits(net(x, ids[idx]), y)
+        else:
+            ei, et = net.embed_images(x), net.embed_texts(ids[idx])
+            scale = net.logit_scale.exp()
+            pair = F.binary_cross_entropy_with_logits(scale * (ei * et).sum(-1) + bias, y)
+            pos = y > 0.5
+            logits = scale * ei[pos] @ et[pos].T
+            target = torch.arange(int(pos.sum()), device=device)
+            loss = pair + 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 1000 == 0:
+            print(json.dumps({"verifier": kind, "step": step, "loss": float(loss)}), flush=True)
+    return net.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def verifier_auc(net: YesNoJudge | DualEncoder, data: dict[str, Any]) -> float:
+    from ttscale.lab.verifiers import LabVerifier
+
+    device = default_device()
+    verifier = LabVerifier(copy.deepcopy(net).cpu(), name="eval", device=device)
+    images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float() / 255
+    scores = verifier.score(images, [m["prompt"] for m in data["metas"]])[verifier.metrics[0]].numpy()
+    return _auc(scores, data["labels"])
+
+
+def train_verifiers(run: VerifierRun, out: Path, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train lab-visa and lab-clip; save them to `out` with their held-out ROC-AUC in the header."""
+    data = verifier_data(run, progress)
+    held = verifier_eval_data(run)
+    report: dict[str, Any] = {
+        "train_pairs": len(data["labels"]),
+        "train_positive": float(data["labels"].mean()),
+        "eval_images": {k: len(v["labels"]) for k, v in held.items()},
+        "eval_positive": {k: float(v["labels"].mean()) for k, v in held.items()},
+    }
+    for kind in ("lab-visa", "lab-clip"):
+        t0 = time.time()
+        net = train_verifier(kind, data, run)
+        aucs = {split: verifier_auc(net, d) for split, d in held.items()}
+        report[kind] = {"auc": aucs, "parameters": count_parameters(net), "minutes": (time.time() - t0) / 60}
+        save(net, out / f"{kind}.safetensors", kind, JudgeConfig().to_dict(), {"run": run.__dict__, "auc": aucs})
+        progress(json.dumps({kind: report[kind]}))
+    (out / "verifiers.json").write_text(json.dumps(report, indent=2))
+    return report

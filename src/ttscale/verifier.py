@@ -1,0 +1,51 @@
+"""Verifiers: `score(images, prompts) -> {metric: tensor}`, higher is better, batched.
+
+A verifier declares its metrics (the first is the default ranking metric) and its cost, so a run
+can count verifier calls and FLOPs next to the generator's NFEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ttscale.budget import Meter
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+    metrics: tuple[str, ...]
+    flops_per_image: float
+
+    def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]: ...
+
+
+class MeteredVerifier:
+    """Charges a Meter for every image scored."""
+
+    def __init__(self, inner: Verifier, meter: Meter):
+        self.inner, self.meter = inner, meter
+        self.name, self.metrics = inner.name, inner.metrics
+        self.flops_per_image = inner.flops_per_image
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)
+
+    def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        n = images.shape[0]
+        self.meter.charge(verifier_calls=n, verifier_flops=self.flops_per_image * n)
+        return self.inner.score(images, prompts)
+
+
+def scores_for(verifier: Verifier, images: torch.Tensor, prompt: str, metric: str | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Score images of one prompt; return the ranking metric and all metrics (keyed by metric name)."""
+    all_scores = verifier.score(images, [prompt] * images.shape[0])
+    key = metric or verifier.metrics[0]
+    if key not in all_scores:
+        from ttscale.errors import TTScaleError
+
+        raise TTScaleError(f"verifier {verifier.name!r} has no metric {key!r}; it reports {', '.join(all_scores)}")
+    return all_scores[key].float().cpu(), {k: v.float().cpu() for k, v in all_scores.items()}
