@@ -22,15 +22,13 @@ for size in ("small", "large"):
     steps.append(rows[-1]["step"])
     keep += [src / f"lab-{size}-step{s}.safetensors" for s in sorted(set(steps))]
     (dst / f"train-{size}.jsonl").write_text((src / f"train-{size}.jsonl").read_text())
-pack, size, n = None, 0, 0
+groups: list[list[Path]] = [[]]
 for path in keep:
-    if pack is None or size + path.stat().st_size > 15_000_000:
-        if pack is not None:
-            pack.close()
-        n += 1
-        pack, size = tarfile.open(dst / f"ckpt{n}.tar", "w"), 0
-    pack.add(path, arcname=path.name)
-    size += path.stat().st_size
-if pack is not None:
-    pack.close()
+    if sum(p.stat().st_size for p in groups[-1]) + path.stat().st_size > 15_000_000:
+        groups.append([])
+    groups[-1].append(path)
+for n, group in enumerate(groups, start=1):
+    with tarfile.open(dst / f"ckpt{n}.tar", "w") as pack:
+        for path in group:
+            pack.add(path, arcname=path.name)
 print("packed", [p.name for p in keep])

@@ -68,7 +68,9 @@ class Meter:
     def elapsed(self) -> float:
         return time.perf_counter() - self._start
 
-    def charge(self, nfe: int = 0, verifier_calls: int = 0, generator_flops: float = 0, verifier_flops: float = 0) -> None:
+    def charge(
+        self, nfe: int = 0, verifier_calls: int = 0, generator_flops: float = 0, verifier_flops: float = 0
+    ) -> None:
         b = self.budget
         if b.nfe is not None and self.spent.nfe + nfe > b.nfe:
             raise BudgetExceeded(f"{self.spent.nfe} + {nfe} NFEs would exceed the budget of {b.nfe}")

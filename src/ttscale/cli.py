@@ -25,7 +25,9 @@ console = Console(stderr=True)
 
 @lab.command("prompts")
 def lab_prompts(
-    split: Annotated[str, typer.Option(help="train (every trainable prompt), test (553, GenEval's task sizes) or heldout.")] = "test",
+    split: Annotated[
+        str, typer.Option(help="train (every trainable prompt), test (553, GenEval's task sizes) or heldout.")
+    ] = "test",
 ) -> None:
     """Print the lab prompt suite as GenEval-format JSONL (one prompt per line)."""
     from ttscale.lab.prompts import SPLITS, prompt_suite
@@ -38,7 +40,9 @@ def lab_prompts(
 
 @lab.command("render")
 def lab_render(
-    out: Annotated[Path, typer.Option(help="Folder to write (GenEval layout: 00000/metadata.jsonl, 00000/samples/00000.png …).")],
+    out: Annotated[
+        Path, typer.Option(help="Folder to write (GenEval layout: 00000/metadata.jsonl, 00000/samples/00000.png …).")
+    ],
     n: Annotated[int, typer.Option(help="Number of scenes; prompts cycle through the split.")] = 553,
     split: Annotated[str, typer.Option(help="Prompt split to draw scenes for.")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the scene sampler.")] = 0,
@@ -88,7 +92,9 @@ def lab_train_generator(
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 20000,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batches.")] = 0,
-    eval_every: Annotated[int, typer.Option(help="Evaluate on the test split and save a checkpoint every N steps.")] = 8000,
+    eval_every: Annotated[
+        int, typer.Option(help="Evaluate on the test split and save a checkpoint every N steps.")
+    ] = 8000,
     workers: Annotated[int, typer.Option(help="CPU processes for rendering and judging.")] = 8,
     max_minutes: Annotated[float | None, typer.Option(help="Stop (and save) after this many minutes.")] = None,
 ) -> None:
@@ -98,14 +104,24 @@ def lab_train_generator(
     if size not in SIZES:
         raise TTScaleError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     train_generator(
-        GeneratorRun(size=size, steps=steps, batch=batch, seed=seed, eval_every=eval_every, workers=workers, max_minutes=max_minutes),
+        GeneratorRun(
+            size=size,
+            steps=steps,
+            batch=batch,
+            seed=seed,
+            eval_every=eval_every,
+            workers=workers,
+            max_minutes=max_minutes,
+        ),
         out,
     )
 
 
 @lab.command("train-verifiers")
 def lab_train_verifiers(
-    out: Annotated[Path, typer.Option(help="Folder for lab-visa.safetensors, lab-clip.safetensors and verifiers.json.")],
+    out: Annotated[
+        Path, typer.Option(help="Folder for lab-visa.safetensors, lab-clip.safetensors and verifiers.json.")
+    ],
     steps: Annotated[int, typer.Option(help="Optimiser steps per verifier.")] = 6000,
     seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batches.")] = 0,
     workers: Annotated[int, typer.Option(help="CPU processes for rendering and judging.")] = 8,
@@ -123,3 +139,153 @@ def main() -> None:
     except TTScaleError as err:
         console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def _prompts_from(source: str) -> list[dict[str, object]]:
+    """A lab split name (train/test/heldout) or a GenEval-format JSONL file."""
+    from ttscale.lab.prompts import SPLITS, prompt_suite
+    from ttscale.prompts import load_prompts
+
+    if source in SPLITS:
+        return prompt_suite(source)  # type: ignore[arg-type]
+    return load_prompts(Path(source))
+
+
+@app.command("search")
+def search_cmd(
+    out: Annotated[
+        Path, typer.Option(help="Output folder (GenEval layout plus candidates.jsonl); an existing run resumes.")
+    ],
+    prompts: Annotated[
+        str, typer.Option(help="A lab split (train, test, heldout) or a GenEval-format JSONL file.")
+    ] = "test",
+    config: Annotated[
+        Path | None, typer.Option(help="JSON file with any SearchConfig field; options below override it.")
+    ] = None,
+    generator: Annotated[str | None, typer.Option(help="lab-small, lab-large or a .safetensors file.")] = None,
+    verifier: Annotated[str | None, typer.Option(help="lab-visa or lab-clip.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Search strategy (see `ttscale strategies`).")] = None,
+    n: Annotated[int | None, typer.Option(help="Candidates per prompt (best-of-n).")] = None,
+    k: Annotated[int | None, typer.Option(help="Images kept per prompt.")] = None,
+    nfe: Annotated[int | None, typer.Option(help="Budget: NFEs per prompt (CFG branches counted).")] = None,
+    verifier_calls: Annotated[int | None, typer.Option(help="Budget: verifier calls per prompt.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Budget: seconds per prompt.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed; each candidate's seed derives from it.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
+    shard: Annotated[
+        str, typer.Option(help="I/N: run only prompts with index % N == I (one process per GPU or node).")
+    ] = "0/1",
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+) -> None:
+    """Search each prompt with a strategy under a budget; keep the top k; record every candidate."""
+    from ttscale.config import SearchConfig, resolve_device
+    from ttscale.loading import load_generator, load_verifier
+    from ttscale.progress import prompt_progress
+    from ttscale.runner import run
+    from ttscale.strategies import get_strategy
+
+    cfg = SearchConfig.load(
+        config,
+        generator=generator,
+        verifier=verifier,
+        strategy=strategy,
+        k=k,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        device=device,
+        nfe=nfe,
+        verifier_calls=verifier_calls,
+        seconds=seconds,
+    )
+    if n is not None:
+        cfg = cfg.model_copy(update={"params": cfg.params | {"n": n}})
+    try:
+        shard_index, shards = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise TTScaleError(f"--shard {shard!r}: write it as I/N, e.g. 0/4") from None
+    get_strategy(cfg.strategy)  # fail fast, before any model loads
+    items = _prompts_from(prompts)[:limit]
+    dev = resolve_device(cfg.device)
+    gen = load_generator(cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
+    ver = load_verifier(cfg.verifier, device=dev)
+    total = len(range(shard_index, len(items), shards))
+    with prompt_progress(total, f"{cfg.strategy} ", console) as on_prompt:
+        totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
+    console.print(
+        f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
+        f"{totals.spend.nfe:,} NFEs, {totals.spend.verifier_calls:,} verifier calls, {totals.spend.seconds:.1f}s → {out}"
+    )
+
+
+@app.command("pick")
+def pick_cmd(
+    out: Annotated[Path, typer.Argument(help="Output folder of `ttscale search` (with saved candidates).")],
+    verifier: Annotated[str, typer.Option(help="Verifier to re-rank with.")] = "lab-visa",
+    k: Annotated[int, typer.Option(help="Images to keep per prompt.")] = 1,
+    metric: Annotated[str | None, typer.Option(help="Verifier metric to rank by.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "auto",
+) -> None:
+    """Re-select the kept images from saved candidates with another verifier or k, generating nothing."""
+    from ttscale.config import resolve_device
+    from ttscale.loading import load_verifier
+    from ttscale.pick import pick
+
+    if k < 1:
+        raise TTScaleError("--k must be at least 1")
+    done = pick(out, load_verifier(verifier, device=resolve_device(device)), k, metric)
+    console.print(f"re-picked {done} prompts with {verifier} (k={k})")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder (left behind for `ttscale evaluate`, `pick` …).")] = Path(
+        "demo-out"
+    ),
+    n: Annotated[int, typer.Option(help="Largest N; the curve covers 1, 2, 4 … N from one pool.")] = 32,
+    per_task: Annotated[int, typer.Option(help="Test prompts per GenEval task.")] = 8,
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 10,
+    generator: Annotated[str, typer.Option(help="Lab generator.")] = "lab-small",
+    verifier: Annotated[str, typer.Option(help="Lab verifier.")] = "lab-visa",
+    device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "cpu",
+) -> None:
+    """Best-of-N with the lab models on the test prompts: a table of lab-GenEval against N and NFEs."""
+    import time
+
+    from rich.table import Table
+
+    from ttscale.config import SearchConfig, resolve_device
+    from ttscale.demo import demo_prompts, finish
+    from ttscale.loading import load_generator, load_verifier
+    from ttscale.progress import prompt_progress
+    from ttscale.prompts import TASKS
+    from ttscale.runner import run
+
+    if n < 1:
+        raise TTScaleError("--n must be at least 1")
+    t0 = time.perf_counter()
+    items = demo_prompts(per_task)
+    cfg = SearchConfig(generator=generator, verifier=verifier, params={"n": n}, steps=steps, device=device)
+    dev = resolve_device(device)
+    gen = load_generator(generator, steps=steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
+    with prompt_progress(len(items), f"best-of-{n} ", console) as on_prompt:
+        run(cfg, items, out, gen, load_verifier(verifier, device=dev), on_prompt=on_prompt)
+    ns = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
+    result = finish(out, cfg, items, ns, gen.nfe_per_sample())
+    table = Table(title=f"lab-GenEval of best-of-N ({generator}, picked by {verifier}, {len(items)} test prompts)")
+    for col in ["N", "NFEs/prompt", *TASKS, "overall", "oracle"]:
+        table.add_column(col, justify="right")
+    for row in result["curve"]:
+        table.add_row(
+            str(row["n"]),
+            str(row["nfe_per_prompt"]),
+            *(f"{row['tasks'].get(t, float('nan')):.2f}" for t in TASKS),
+            f"[bold]{row['overall']:.3f}[/bold]",
+            f"{row['oracle']:.3f}",
+        )
+    Console().print(table)
+    console.print(
+        f"oracle = an evaluator pick, shown only as the verifier's headroom. {time.perf_counter() - t0:.0f}s; folder: {out}"
+    )

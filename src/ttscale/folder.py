@@ -80,7 +80,7 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 def load_image(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.array(im.convert("RGB"))
 
 
 def write_prompt(out: Path, index: int, metadata: dict[str, Any], images: list[np.ndarray]) -> Path:

@@ -96,7 +96,7 @@ class MeteredGenerator:
     def denoise(self, x: torch.Tensor, step: int, cond: Any) -> torch.Tensor:
         nfe = x.shape[0] * self.inner.nfe_per_call  # type: ignore[attr-defined]
         self.meter.charge(nfe=nfe, generator_flops=self._flops(nfe))
-        return self.inner.denoise(x, step, cond)  # type: ignore[attr-defined,no-any-return]
+        return self.inner.denoise(x, step, cond)  # type: ignore[attr-defined]
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
         nfe = len(seeds) * self.inner.nfe_per_sample()
@@ -110,7 +110,9 @@ class MeteredGenerator:
 class CallableGenerator:
     """Wraps any `fn(prompt, seeds) -> images` as a black-box Generator (an API, a closed pipeline)."""
 
-    def __init__(self, fn: Callable[[str, Sequence[int]], torch.Tensor], name: str = "callable", nfe_per_sample: int = 1):
+    def __init__(
+        self, fn: Callable[[str, Sequence[int]], torch.Tensor], name: str = "callable", nfe_per_sample: int = 1
+    ):
         self.fn, self.name, self._nfe = fn, name, nfe_per_sample
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:

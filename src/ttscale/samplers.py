@@ -77,4 +77,6 @@ def ddpm_schedule(alphas_cumprod: torch.Tensor, steps: int) -> Schedule:
     ac = alphas_cumprod.double()[ts]
     alpha = torch.cat([ac.sqrt(), torch.ones(1, dtype=torch.float64)])
     sigma = torch.cat([(1 - ac).sqrt(), torch.zeros(1, dtype=torch.float64)])
-    return Schedule(t=torch.cat([ts, torch.zeros(1, dtype=torch.long)]).float(), alpha=alpha.float(), sigma=sigma.float())
+    return Schedule(
+        t=torch.cat([ts, torch.zeros(1, dtype=torch.long)]).float(), alpha=alpha.float(), sigma=sigma.float()
+    )

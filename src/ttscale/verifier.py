@@ -40,7 +40,9 @@ class MeteredVerifier:
         return self.inner.score(images, prompts)
 
 
-def scores_for(verifier: Verifier, images: torch.Tensor, prompt: str, metric: str | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def scores_for(
+    verifier: Verifier, images: torch.Tensor, prompt: str, metric: str | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Score images of one prompt; return the ranking metric and all metrics (keyed by metric name)."""
     all_scores = verifier.score(images, [prompt] * images.shape[0])
     key = metric or verifier.metrics[0]

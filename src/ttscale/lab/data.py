@@ -38,7 +38,9 @@ def render_dataset(
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """`n` (image, prompt metadata) pairs; the same `seed` and `n` give the same data for any `workers`."""
     chunk = 4096
-    jobs = [(seed * 1_000_003 + c, min(chunk, n - c * chunk), split, resolution) for c in range((n + chunk - 1) // chunk)]
+    jobs = [
+        (seed * 1_000_003 + c, min(chunk, n - c * chunk), split, resolution) for c in range((n + chunk - 1) // chunk)
+    ]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_render_chunk, jobs))

@@ -170,7 +170,9 @@ def judge(found: Detections, metadata: Mapping[str, Any]) -> Verdict:
                     bad = [relations(det, t) for t in targets if rel not in relations(det, t)]
                     if bad:
                         matched = False
-                        reasons.append(f"expected {cls} {rel} target, found {' and '.join(sorted(bad[0])) or 'overlap'}")
+                        reasons.append(
+                            f"expected {cls} {rel} target, found {' and '.join(sorted(bad[0])) or 'overlap'}"
+                        )
                         break
         correct &= matched
         groups.append(chosen if matched else None)
@@ -179,9 +181,7 @@ def judge(found: Detections, metadata: Mapping[str, Any]) -> Verdict:
         if len(found.by_class.get(cls, [])) >= count:
             correct = False
             reasons.append(f"expected {cls}<{count}, found {len(found.by_class[cls])}")
-    details = {
-        cls: [[*d.bbox, d.color] for d in dets] for cls, dets in found.by_class.items()
-    }
+    details = {cls: [[*d.bbox, d.color] for d in dets] for cls, dets in found.by_class.items()}
     return Verdict(correct=correct, reason="\n".join(reasons), details=details)
 
 

@@ -7,6 +7,7 @@ differs from training mode with padding masks).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -46,7 +47,9 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         b, n, d = x.shape
         ctx = x if context is None else context
         q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
@@ -56,6 +59,18 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
+class TransformerBlock(nn.ModuleList):
+    """Pre-norm attention + MLP; a ModuleList so its weights are named blocks.<i>.<0-3> (the shipped files' keys)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__([nn.LayerNorm(dim), Attention(dim, heads), nn.LayerNorm(dim), _mlp(dim)])
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n1, attn, n2, mlp = self
+        h = h + attn(n1(h), mask=mask)
+        return h + mlp(n2(h))
+
+
 class TextEncoder(nn.Module):
     """Token + position embeddings and a few pre-norm transformer layers; returns tokens and a pooled vector."""
 
@@ -63,17 +78,14 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(len(VOCAB), dim)
         self.pos = nn.Parameter(torch.randn(MAX_TOKENS, dim) * 0.02)
-        self.blocks = nn.ModuleList(
-            nn.ModuleList([nn.LayerNorm(dim), Attention(dim, heads), nn.LayerNorm(dim), _mlp(dim)]) for _ in range(layers)
-        )
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask = ids != 0
         h = self.embed(ids) + self.pos
-        for n1, attn, n2, mlp in self.blocks:  # type: ignore[misc]
-            h = h + attn(n1(h), mask=mask)
-            h = h + mlp(n2(h))
+        for block in self.blocks:
+            h = block(h, mask)
         h = self.norm(h)
         pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return h, pooled, mask
@@ -158,11 +170,14 @@ class FlowUNet(nn.Module):
         self.u2 = ResBlock(6 * c, 2 * c, e)
         self.ua2 = AttnBlock(2 * c, d)
         self.u1 = ResBlock(3 * c, c, e)
-        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 3, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        last = nn.Conv2d(c, 3, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]
+        self.out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), last)
 
-    def encode(self, ids: torch.Tensor, drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, ids: torch.Tensor, drop: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prompt tokens -> (context, pooled, mask); rows where `drop` is True get the null condition."""
         ctx, pooled, mask = self.text(ids)
         if drop is not None:
@@ -178,7 +193,9 @@ class FlowUNet(nn.Module):
         mask = torch.ones(batch, MAX_TOKENS, dtype=torch.bool, device=ctx.device)
         return ctx, ctx.mean(1), mask
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         ctx, pooled, mask = cond
         emb = self.time(timestep_embedding(t, self.cfg.base)) + self.pool(pooled)
         h1 = self.d1(self.inp(x), emb)
@@ -188,7 +205,7 @@ class FlowUNet(nn.Module):
         u = self.ua3(self.u3(torch.cat([m, h3], 1), emb), ctx, mask)
         u = self.ua2(self.u2(torch.cat([F.interpolate(u, scale_factor=2.0), h2], 1), emb), ctx, mask)
         u = self.u1(torch.cat([F.interpolate(u, scale_factor=2.0), h1], 1), emb)
-        return self.out(u)  # type: ignore[no-any-return]
+        return self.out(u)
 
 
 class ImageEncoder(nn.Module):
@@ -198,7 +215,7 @@ class ImageEncoder(nn.Module):
         super().__init__()
         chans = [3, base, 2 * base, 4 * base]
         layers: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
             layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(), nn.AvgPool2d(2)]
         self.features = nn.Sequential(*layers)
@@ -207,7 +224,7 @@ class ImageEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Features as a token grid (B, 16, D) for cross-attention, from images in [0, 1]."""
         h = self.features(images * 2 - 1)
-        return self.proj(h.flatten(2).transpose(1, 2))  # type: ignore[no-any-return]
+        return self.proj(h.flatten(2).transpose(1, 2))
 
 
 @dataclass(frozen=True)
@@ -238,7 +255,7 @@ class YesNoJudge(nn.Module):
         for norm, attn in zip(self.norms, self.look, strict=True):
             tokens = tokens + attn(norm(tokens), grid)
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.head(pooled).squeeze(-1)  # type: ignore[no-any-return]
+        return self.head(pooled).squeeze(-1)
 
 
 class DualEncoder(nn.Module):

@@ -25,7 +25,15 @@ from ttscale.evaluation import summarize
 from ttscale.lab.data import render_dataset
 from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.generator import LabGenerator
-from ttscale.lab.nets import DualEncoder, FlowUNet, JudgeConfig, UNetConfig, YesNoJudge, count_parameters, tokenize
+from ttscale.lab.nets import (
+    DualEncoder,
+    FlowUNet,
+    JudgeConfig,
+    UNetConfig,
+    YesNoJudge,
+    count_parameters,
+    tokenize,
+)
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.weights import save
 from ttscale.samplers import sample
@@ -81,9 +89,10 @@ def evaluate_generator(gen: LabGenerator, split: str, seeds: int, run_seed: int,
     images = sample_pairs(gen, [m["prompt"] for m in metas], seed_list)
     correct = judge_all(images, metas, workers)
     per_seed = [
-        summarize({"tag": m["tag"], "correct": c} for m, c in zip(suite, correct[r * len(suite) : (r + 1) * len(suite)], strict=True))[
-            "overall"
-        ]
+        summarize(
+            {"tag": m["tag"], "correct": c}
+            for m, c in zip(suite, correct[r * len(suite) : (r + 1) * len(suite)], strict=True)
+        )["overall"]
         for r in range(seeds)
     ]
     summary = summarize({"tag": m["tag"], "correct": c} for m, c in zip(metas, correct, strict=True))
@@ -151,13 +160,21 @@ def train_generator(run: GeneratorRun, out: Path, progress: Callable[[str], None
                 pe.lerp_(p, 1 - run.ema)
         over_time = run.max_minutes is not None and time.time() - start > run.max_minutes * 60
         if step % run.eval_every == 0 or step in run.eval_early or step == run.steps or over_time:
-            sampler = LabGenerator(copy.deepcopy(ema).cpu(), guidance=run.guidance, steps=run.sample_steps, device=device)
+            sampler = LabGenerator(
+                copy.deepcopy(ema).cpu(), guidance=run.guidance, steps=run.sample_steps, device=device
+            )
             summary = evaluate_generator(sampler, "test", run.eval_seeds, run_seed=1234, workers=run.workers)
             row = {"step": step, "loss": loss.item(), "minutes": (time.time() - start) / 60, "test": summary}
             _log(log, row)
             rows.append(row)
             name = f"lab-{run.size}-step{step}"
-            save(ema, out / f"{name}.safetensors", "lab-generator", SIZES[run.size].to_dict(), info | {"step": step, "test": summary})
+            save(
+                ema,
+                out / f"{name}.safetensors",
+                "lab-generator",
+                SIZES[run.size].to_dict(),
+                info | {"step": step, "test": summary},
+            )
         if over_time:
             progress(f"stopping at step {step}: --max-minutes reached")
             break
@@ -175,9 +192,9 @@ def _word_edits(prompts: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, A
         near = []
         for q in prompts:
             other = q["prompt"].split()
-            if q["tag"] == p["tag"] and q is not p and len(other) == len(words):
-                if 1 <= sum(a != b for a, b in zip(words, other, strict=True)) <= 2:
-                    near.append(q)
+            same_shape = q["tag"] == p["tag"] and q is not p and len(other) == len(words)
+            if same_shape and 1 <= sum(a != b for a, b in zip(words, other, strict=True)) <= 2:
+                near.append(q)
         out[p["prompt"]] = near
     return out
 
@@ -217,7 +234,10 @@ def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> 
     images, metas = render_dataset(run.rendered, run.seed + 1, "train", workers=run.workers)
     # Half the rendered pairs keep their prompt; the other half get a near-miss prompt.
     swap = rng.random(len(metas)) < 0.5
-    paired = [(edits[m["prompt"]][rng.integers(len(edits[m["prompt"]]))] if s and edits[m["prompt"]] else m) for m, s in zip(metas, swap, strict=True)]
+    paired = [
+        (edits[m["prompt"]][rng.integers(len(edits[m["prompt"]]))] if s and edits[m["prompt"]] else m)
+        for m, s in zip(metas, swap, strict=True)
+    ]
     all_images, all_metas = [images], list(paired)
     for name in run.generators:
         gen = LabGenerator.from_pretrained(name, guidance=run.guidance, steps=run.sample_steps, device=device)
@@ -238,12 +258,14 @@ def verifier_eval_data(run: VerifierRun) -> dict[str, dict[str, Any]]:
     device = default_device()
     out = {}
     for split in ("test", "heldout"):
-        suite = prompt_suite(split)  # type: ignore[arg-type]
+        suite = prompt_suite(split)
         imgs, metas = [], []
         for name in run.generators:
             gen = LabGenerator.from_pretrained(name, guidance=run.guidance, steps=run.sample_steps, device=device)
             m = [p for _ in range(run.eval_seeds) for p in suite]
-            seeds = [candidate_seed(99_999, i, r, stream=name) for r in range(run.eval_seeds) for i in range(len(suite))]
+            seeds = [
+                candidate_seed(99_999, i, r, stream=name) for r in range(run.eval_seeds) for i in range(len(suite))
+            ]
             imgs.append(sample_pairs(gen, [p["prompt"] for p in m], seeds))
             metas.extend(m)
         images = np.concatenate(imgs)

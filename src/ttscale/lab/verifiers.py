@@ -14,9 +14,11 @@ from ttscale.lab.weights import load_judge
 class LabVerifier:
     """Scores (image, prompt) pairs with a lab judge; images are (B, 3, H, W) in [0, 1]."""
 
-    def __init__(self, net: YesNoJudge | DualEncoder, name: str, device: str | torch.device = "cpu", batch_size: int = 512):
+    def __init__(
+        self, net: YesNoJudge | DualEncoder, name: str, device: str | torch.device = "cpu", batch_size: int = 512
+    ):
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
-        self.metrics = ("yes_prob",) if isinstance(net, YesNoJudge) else ("clip_score",)
+        self.metrics: tuple[str, ...] = ("yes_prob",) if isinstance(net, YesNoJudge) else ("clip_score",)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             self._forward(net, torch.zeros(1, 3, 32, 32), tokenize(["a photo of a red circle"]))
         self.flops_per_image = float(counter.get_total_flops())
@@ -37,7 +39,9 @@ class LabVerifier:
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         ids = tokenize(prompts).to(self.device)
         out = [
-            self._forward(self.net, images[s : s + self.batch_size].to(self.device).float(), ids[s : s + self.batch_size])
+            self._forward(
+                self.net, images[s : s + self.batch_size].to(self.device).float(), ids[s : s + self.batch_size]
+            )
             for s in range(0, len(prompts), self.batch_size)
         ]
         return {self.metrics[0]: torch.cat(out).float().cpu()}

@@ -35,7 +35,9 @@ def _resolve(name_or_path: str, known: tuple[str, ...]) -> Path:
             raise TTScaleError(f"weights file {path} does not exist")
         return path
     if name_or_path not in known:
-        raise TTScaleError(f"unknown lab model {name_or_path!r}; choose one of {', '.join(known)} or give a .safetensors path")
+        raise TTScaleError(
+            f"unknown lab model {name_or_path!r}; choose one of {', '.join(known)} or give a .safetensors path"
+        )
     path = weights_dir() / f"{name_or_path}.safetensors"
     if not path.is_file():
         raise TTScaleError(
@@ -48,7 +50,11 @@ def _resolve(name_or_path: str, known: tuple[str, ...]) -> Path:
 def header(path: Path) -> dict[str, Any]:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    return {"kind": meta.get("kind"), "config": json.loads(meta.get("config", "{}")), "info": json.loads(meta.get("info", "{}"))}
+    return {
+        "kind": meta.get("kind"),
+        "config": json.loads(meta.get("config", "{}")),
+        "info": json.loads(meta.get("info", "{}")),
+    }
 
 
 def load_unet(name_or_path: str) -> tuple[FlowUNet, dict[str, Any]]:

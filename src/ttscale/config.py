@@ -1,0 +1,65 @@
+"""One config object per run: every CLI option, also loadable from a JSON file (`--config`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ttscale.budget import Budget
+from ttscale.errors import TTScaleError
+
+
+class SearchConfig(BaseModel):
+    """What `ttscale search` runs: model, verifier, strategy and its parameters, budget, selection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: str = Field("lab-small", description="lab-small, lab-large, a .safetensors file, or a diffusers model")
+    verifier: str = Field("lab-visa", description="lab-visa, lab-clip, or another registered verifier")
+    metric: str | None = Field(None, description="verifier metric to rank by (default: its first)")
+    strategy: str = "best-of-n"
+    params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters, e.g. {'n': 16}")
+    budget: Budget = Field(default_factory=Budget, description="per-prompt limits")
+    k: int = Field(1, ge=1, description="images kept per prompt (what GenEval evaluates)")
+    steps: int = Field(20, ge=1)
+    guidance: float = Field(3.0, ge=1.0)
+    seed: int = 0
+    batch_size: int = Field(64, ge=1)
+    device: str = "auto"
+    save_candidates: bool = True
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> SearchConfig:
+        """A config from a JSON file (optional) with CLI overrides applied on top (None = not given)."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            if not path.is_file():
+                raise TTScaleError(f"config file {path} does not exist")
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise TTScaleError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in ("nfe", "verifier_calls", "seconds"):
+                data.setdefault("budget", {})[key] = value
+            else:
+                data[key] = value
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise TTScaleError(f"config: {where}: {first['msg']}") from None
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

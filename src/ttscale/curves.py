@@ -1,0 +1,57 @@
+"""Best-of-n curves for every n <= N from one pool of N candidates per prompt, without regenerating.
+
+`exact_prefix_curve` takes the first n candidates (their seeds are fixed by index, so this is
+exactly what a best-of-n run would have drawn). `bootstrap_curve` resamples n of N without
+replacement many times, for a smoother curve with a confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ttscale.prompts import TASKS
+
+
+@dataclass
+class Pool:
+    """Per prompt: the verifier score and the evaluator's verdict of every candidate, in draw order."""
+
+    tags: list[str]
+    scores: list[np.ndarray]
+    correct: list[np.ndarray]
+
+
+def _overall(tags: Sequence[str], hit: np.ndarray) -> tuple[float, dict[str, float]]:
+    tasks = {t: float(np.mean([h for g, h in zip(tags, hit, strict=True) if g == t])) for t in TASKS if t in tags}
+    return float(np.mean(list(tasks.values()))), tasks
+
+
+def exact_prefix_curve(pool: Pool, ns: Sequence[int]) -> list[dict[str, object]]:
+    """Score of keeping the verifier's top candidate among the first n, per n (ties: the earlier one)."""
+    rows = []
+    for n in ns:
+        hit = np.array([c[:n][int(np.argmax(s[:n]))] for s, c in zip(pool.scores, pool.correct, strict=True)])
+        oracle = np.array([c[:n].any() for c in pool.correct])
+        overall, tasks = _overall(pool.tags, hit)
+        rows.append({"n": n, "overall": overall, "tasks": tasks, "oracle": _overall(pool.tags, oracle)[0]})
+    return rows
+
+
+def bootstrap_curve(pool: Pool, ns: Sequence[int], draws: int = 200, seed: int = 0) -> list[dict[str, float]]:
+    """Mean and 95% interval of the overall score of best-of-n over random n-subsets of each pool."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, float]] = []
+    for n in ns:
+        totals = []
+        for _ in range(draws):
+            hit = []
+            for s, c in zip(pool.scores, pool.correct, strict=True):
+                pick = rng.choice(len(s), size=n, replace=False)
+                hit.append(c[pick[int(np.argmax(s[pick]))]])
+            totals.append(_overall(pool.tags, np.array(hit))[0])
+        lo, hi = np.percentile(totals, [2.5, 97.5])
+        rows.append({"n": n, "overall": float(np.mean(totals)), "low": float(lo), "high": float(hi)})
+    return rows

@@ -1,0 +1,87 @@
+"""What a strategy receives for one prompt, and what it returns.
+
+A strategy is a plain function `strategy(search: Search, **params) -> SearchResult`, readable top to
+bottom. `Search` hands it a metered generator and verifier (every NFE and verifier call is charged
+to the prompt's budget), the prompt, and per-candidate seeds; `draw` is the shared "sample these
+seeds and score them" step, cut short where the budget ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ttscale.budget import Meter
+from ttscale.candidate import Candidate
+from ttscale.generator import Generator, MeteredGenerator
+from ttscale.seeds import candidate_seed
+from ttscale.verifier import MeteredVerifier, Verifier, scores_for
+
+
+@dataclass
+class SearchResult:
+    candidates: list[Candidate]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Search:
+    generator: Generator
+    verifier: Verifier
+    meter: Meter
+    prompt: str
+    prompt_index: int = 0
+    run_seed: int = 0
+    metric: str | None = None
+    batch_size: int = 64
+
+    @classmethod
+    def metered(cls, generator: Generator, verifier: Verifier, meter: Meter, prompt: str, **kwargs: Any) -> Search:
+        return cls(MeteredGenerator(generator, meter), MeteredVerifier(verifier, meter), meter, prompt, **kwargs)
+
+    def seed(self, j: int, stream: str = "noise") -> int:
+        """The seed of this prompt's j-th draw in a stream (one stream per kind of randomness)."""
+        return candidate_seed(self.run_seed, self.prompt_index, j, stream)
+
+    def affordable(self, n: int, nfe_each: int | None = None) -> int:
+        """How many of n full samples (each sampled and scored) the budget still allows."""
+        nfe_each = self.generator.nfe_per_sample() if nfe_each is None else nfe_each
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.meter.affords(nfe=mid * nfe_each, verifier_calls=mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def score(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Verifier scores of images of this prompt: (ranking metric, all metrics)."""
+        return scores_for(self.verifier, images, self.prompt, self.metric)
+
+    def draw(self, seeds: Sequence[int], round: int = 0) -> list[Candidate]:
+        """Sample and score these seeds in batches; stops early (fewer candidates) where the budget ends."""
+        out: list[Candidate] = []
+        nfe_each = self.generator.nfe_per_sample()
+        for start in range(0, len(seeds), self.batch_size):
+            batch = list(seeds[start : start + self.batch_size])[: self.affordable(self.batch_size)]
+            if not batch:
+                break
+            images = self.generator.sample(self.prompt, batch)
+            ranking, metrics = self.score(images)
+            for j, seed in enumerate(batch):
+                scores = {k: float(v[j]) for k, v in metrics.items()}
+                out.append(
+                    Candidate(
+                        seed=seed,
+                        image=images[j].cpu(),
+                        scores=scores,
+                        score=float(ranking[j]),
+                        nfe=nfe_each,
+                        round=round,
+                    )
+                )
+        return out

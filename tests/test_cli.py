@@ -1,0 +1,123 @@
+"""The CLI: GenEval folder layout, and one-line errors with non-zero exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttscale.lab.prompts import prompt_suite
+
+
+def ttscale(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ttscale", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_render_writes_geneval_layout_and_evaluates(tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    assert ttscale("lab", "render", "--n", "12", "--out", str(out)).returncode == 0
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == [f"{i:05d}" for i in range(12)]
+    for i in range(12):
+        meta = json.loads((out / f"{i:05d}" / "metadata.jsonl").read_text())
+        assert meta == prompt_suite("test")[i]
+        assert (out / f"{i:05d}" / "samples" / "00000.png").is_file()
+    proc = ttscale("evaluate", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"] == 1.0 and summary["n_images"] == 12
+    rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    assert set(rows[0]) == {"filename", "tag", "prompt", "correct", "reason", "metadata", "details"}
+    assert json.loads(rows[0]["metadata"]) == prompt_suite("test")[0]
+
+
+def test_prompts_prints_jsonl() -> None:
+    proc = ttscale("lab", "prompts", "--split", "heldout")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == len(prompt_suite("heldout"))
+    assert json.loads(lines[0]) == prompt_suite("heldout")[0]
+
+
+def test_evaluate_counts_every_sample_of_another_tools_folder(tmp_path: Path) -> None:
+    out = tmp_path / "other"
+    assert ttscale("lab", "render", "--n", "2", "--out", str(out)).returncode == 0
+    samples = out / "00000" / "samples"
+    (samples / "00000.png").rename(samples / "0007.png")  # another tool's numbering
+    (samples / "notes.txt").write_text("ignored")
+    assert ttscale("evaluate", str(out)).returncode == 0
+    rows = [json.loads(ln) for ln in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["filename"] for r in rows] == ["00000/samples/0007.png", "00001/samples/00000.png"]
+
+
+def _folder_with_metadata(tmp_path: Path, text: str) -> Path:
+    out = tmp_path / "bad"
+    (out / "00000" / "samples").mkdir(parents=True)
+    (out / "00000" / "metadata.jsonl").write_text(text)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("metadata", "needle"),
+    [
+        ('{"prompt": "a photo of a cat", "tag": "single_object"', "malformed JSON"),
+        (
+            '{"prompt": "", "tag": "single_object", "include": [{"class": "cat", "count": 1}]}',
+            "empty or missing `prompt`",
+        ),
+        (
+            '{"prompt": "a cat", "tag": "animals", "include": [{"class": "cat", "count": 1}]}',
+            "unknown task tag 'animals'",
+        ),
+    ],
+)
+def test_evaluate_rejects_bad_metadata(tmp_path: Path, metadata: str, needle: str) -> None:
+    proc = ttscale("evaluate", str(_folder_with_metadata(tmp_path, metadata)))
+    assert_one_line_error(proc, needle)
+    assert "metadata.jsonl:1" in proc.stderr
+
+
+def test_evaluate_missing_folder() -> None:
+    assert_one_line_error(ttscale("evaluate", "/nonexistent/run"), "is not a folder")
+
+
+def test_search_reports_malformed_prompt_file_line(tmp_path: Path) -> None:
+    good = json.dumps(prompt_suite("test")[0])
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(good + "\n" + good + "\n{broken\n")
+    proc = ttscale("search", "--prompts", str(prompts), "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "p.jsonl:3: malformed JSON")
+
+
+def test_unknown_split_and_strategy_are_one_line_errors(tmp_path: Path) -> None:
+    assert_one_line_error(ttscale("lab", "prompts", "--split", "valid"), "unknown split 'valid'")
+    proc = ttscale("search", "--strategy", "magic", "--out", str(tmp_path / "o"), "--limit", "1", "--n", "1")
+    assert_one_line_error(proc, "unknown strategy 'magic'")
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["lab", "--help"],
+        ["lab", "render", "--help"],
+        ["lab", "prompts", "--help"],
+        ["evaluate", "--help"],
+        ["search", "--help"],
+        ["pick", "--help"],
+        ["demo", "--help"],
+    ):
+        proc = ttscale(*args)
+        assert proc.returncode == 0 and "Usage" in proc.stdout, args
