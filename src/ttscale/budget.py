@@ -28,6 +28,11 @@ class Budget(BaseModel):
     verifier_calls: int | None = Field(default=None, ge=0)
     seconds: float | None = Field(default=None, gt=0)
 
+    @property
+    def bounded(self) -> bool:
+        """True when some limit is set, so an open-ended strategy knows when to stop."""
+        return self.nfe is not None or self.verifier_calls is not None or self.seconds is not None
+
 
 @dataclass
 class Spend:

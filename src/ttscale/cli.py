@@ -257,7 +257,8 @@ def demo_cmd(
     from rich.table import Table
 
     from ttscale.config import SearchConfig, resolve_device
-    from ttscale.demo import demo_prompts, finish
+    from ttscale.demo import finish
+    from ttscale.lab.prompts import representative_subset
     from ttscale.loading import load_generator, load_verifier
     from ttscale.progress import prompt_progress
     from ttscale.prompts import TASKS
@@ -266,7 +267,7 @@ def demo_cmd(
     if n < 1:
         raise TTScaleError("--n must be at least 1")
     t0 = time.perf_counter()
-    items = demo_prompts(per_task)
+    items = representative_subset(per_task)
     cfg = SearchConfig(generator=generator, verifier=verifier, params={"n": n}, steps=steps, device=device)
     dev = resolve_device(device)
     gen = load_generator(generator, steps=steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
@@ -289,3 +290,96 @@ def demo_cmd(
     console.print(
         f"oracle = an evaluator pick, shown only as the verifier's headroom. {time.perf_counter() - t0:.0f}s; folder: {out}"
     )
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise TTScaleError(f"{option} {text!r}: give comma-separated integers, e.g. 160,320,640") from None
+    if not values:
+        raise TTScaleError(f"{option} is empty")
+    return values
+
+
+@app.command("sweep")
+def sweep_cmd(
+    out: Annotated[
+        Path, typer.Option(help="Sweep folder: one resumable run per strategy/budget/seed, plus sweep.jsonl.")
+    ],
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated strategies.")
+    ] = "best-of-n,random-search,rounds,zero-order,adaptive",
+    budgets: Annotated[str, typer.Option(help="Comma-separated NFE budgets per prompt.")] = "160,320,640,1280",
+    seeds: Annotated[str, typer.Option(help="Comma-separated run seeds.")] = "0,1,2",
+    reference: Annotated[
+        int | None, typer.Option(help="Best-of-n also reaches this budget; report who matches it.")
+    ] = None,
+    prompts: Annotated[str, typer.Option(help="Lab split to draw the prompts from.")] = "test",
+    per_task: Annotated[int, typer.Option(help="Prompts per GenEval task (evenly spread over the split).")] = 16,
+    generator: Annotated[str, typer.Option(help="Generator.")] = "lab-small",
+    verifier: Annotated[str, typer.Option(help="Verifier.")] = "lab-visa",
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 20,
+    device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "auto",
+    shard: Annotated[str, typer.Option(help="I/N: this process runs prompts with index % N == I.")] = "0/1",
+    collect_only: Annotated[bool, typer.Option(help="Only evaluate and tabulate finished cells.")] = False,
+) -> None:
+    """Run strategies x budgets x seeds, evaluate, and write score vs total compute (table + sweep.jsonl)."""
+    from rich.table import Table
+
+    from ttscale.config import SearchConfig, resolve_device
+    from ttscale.lab.prompts import SPLITS, representative_subset
+    from ttscale.loading import load_generator, load_verifier
+    from ttscale.progress import prompt_progress
+    from ttscale.strategies import get_strategy
+    from ttscale.sweep import SweepSpec, aggregate, collect, reach, run_sweep, write
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        get_strategy(name)
+    if prompts not in SPLITS:
+        raise TTScaleError(f"unknown split {prompts!r}; choose one of {', '.join(SPLITS)}")
+    try:
+        shard_index, shards = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise TTScaleError(f"--shard {shard!r}: write it as I/N, e.g. 0/4") from None
+    dev = resolve_device(device)
+    base = SearchConfig(generator=generator, verifier=verifier, steps=steps, device=device)
+    spec = SweepSpec(names, _ints(budgets, "--budgets"), _ints(seeds, "--seeds"), base, reference)
+    items = representative_subset(per_task, prompts)  # type: ignore[arg-type]
+    gen = load_generator(generator, steps=steps, guidance=base.guidance, device=dev, batch_size=base.batch_size)
+    if not collect_only:
+        cells = len(spec.seeds) * sum(1 if s == "best-of-n" else len(spec.budgets) for s in names)
+        total = cells * len(range(shard_index, len(items), shards))
+        with prompt_progress(total, "sweep ", console) as on_prompt:
+            run_sweep(spec, items, out, gen, load_verifier(verifier, device=dev), (shard_index, shards), on_prompt)
+        if shards > 1:
+            console.print(f"shard {shard_index}/{shards} done; run with --collect-only once every shard has finished")
+            return
+    rows = collect(spec, items, out, gen.nfe_per_sample())
+    summary = aggregate(rows)
+    reached = reach(summary, "best-of-n", spec.best_of_n_budgets[-1]) if "best-of-n" in names else {}
+    write(out, rows, summary, reached)
+    table = Table(
+        title=f"lab-GenEval vs compute per prompt ({generator}, {verifier}, {len(items)} prompts, seeds {seeds})"
+    )
+    for col in ["strategy", "NFE budget", "NFEs", "verifier calls", "TFLOP", "seconds", "overall", "± std"]:
+        table.add_column(col, justify="right")
+    for r in summary:
+        table.add_row(
+            r["strategy"],
+            str(r["budget"]),
+            f"{r['nfe']:.0f}",
+            f"{r['verifier_calls']:.1f}",
+            f"{r['tflops']:.4f}",
+            f"{r['seconds']:.2f}",
+            f"[bold]{r['overall']:.3f}[/bold]",
+            f"{r['std']:.3f}",
+        )
+    Console().print(table)
+    if reached:
+        for name, hit in reached["strategies"].items():
+            where = (
+                f"at {hit['nfe']:.0f} NFEs = {hit['ratio']:.0%} of the reference" if hit else "never within the budgets"
+            )
+            console.print(f"{name}: reaches best-of-n@{reached['budget']} ({reached['score']:.3f}) {where}")

@@ -30,6 +30,9 @@ class SearchConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     device: str = "auto"
     save_candidates: bool = True
+    carry_over: bool = Field(
+        False, description="add each prompt's unspent budget to the next prompt's (adaptive search); order-dependent"
+    )
 
     @classmethod
     def load(cls, path: Path | None, **overrides: Any) -> SearchConfig:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ttscale.evaluation import get_evaluator
+from ttscale.folder import load_image, prompt_dir, read_jsonl
 from ttscale.prompts import TASKS
 
 
@@ -29,7 +33,7 @@ def _overall(tags: Sequence[str], hit: np.ndarray) -> tuple[float, dict[str, flo
     return float(np.mean(list(tasks.values()))), tasks
 
 
-def exact_prefix_curve(pool: Pool, ns: Sequence[int]) -> list[dict[str, object]]:
+def exact_prefix_curve(pool: Pool, ns: Sequence[int]) -> list[dict[str, Any]]:
     """Score of keeping the verifier's top candidate among the first n, per n (ties: the earlier one)."""
     rows = []
     for n in ns:
@@ -55,3 +59,22 @@ def bootstrap_curve(pool: Pool, ns: Sequence[int], draws: int = 200, seed: int =
         lo, hi = np.percentile(totals, [2.5, 97.5])
         rows.append({"n": n, "overall": float(np.mean(totals)), "low": float(lo), "high": float(hi)})
     return rows
+
+
+def pool_from_folder(out: Path, prompts: list[dict[str, Any]]) -> Pool:
+    """Verifier scores (from candidates.jsonl) and evaluator verdicts of every saved candidate."""
+    evaluator = get_evaluator("lab")
+    scores, correct = [], []
+    for i, metadata in enumerate(prompts):
+        folder = prompt_dir(out, i)
+        records = read_jsonl(folder / "candidates.jsonl")
+        scores.append(np.array([r["score"] for r in records]))
+        correct.append(
+            np.array(
+                [
+                    evaluator.evaluate(load_image(folder / "candidates" / f"{r['index']:05d}.png"), metadata).correct
+                    for r in records
+                ]
+            )
+        )
+    return Pool([p["tag"] for p in prompts], scores, correct)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ttscale import __version__
-from ttscale.budget import Meter, Spend
+from ttscale.budget import Budget, Meter, Spend
 from ttscale.candidate import rank_and_keep
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
@@ -71,10 +71,16 @@ def _versions() -> dict[str, str]:
 
 
 def search_prompt(
-    config: SearchConfig, generator: Generator, verifier: Verifier, index: int, metadata: dict[str, Any], out: Path
+    config: SearchConfig,
+    generator: Generator,
+    verifier: Verifier,
+    index: int,
+    metadata: dict[str, Any],
+    out: Path,
+    budget: Budget | None = None,
 ) -> PromptOutcome:
     """Run the strategy on one prompt and write its folder (candidates first, metadata.jsonl last)."""
-    meter = Meter(config.budget)
+    meter = Meter(budget or config.budget)
     search = Search.metered(
         generator,
         verifier,
@@ -112,6 +118,15 @@ def search_prompt(
     order = {id(c): j for j, c in enumerate(result.candidates)}
     write_prompt(out, index, metadata, [images[order[id(c)]] for c in kept])
     return PromptOutcome(index, spend, len(result.candidates), kept[0].score)
+
+
+def _with_savings(budget: Budget, saved: Spend) -> Budget:
+    """The per-prompt budget plus what earlier prompts left unspent (NFEs and verifier calls)."""
+    return Budget(
+        nfe=None if budget.nfe is None else budget.nfe + saved.nfe,
+        verifier_calls=None if budget.verifier_calls is None else budget.verifier_calls + saved.verifier_calls,
+        seconds=budget.seconds,
+    )
 
 
 def _load_spend(folder: Path) -> Spend:
@@ -153,9 +168,11 @@ def run(
     atomic_write_text(run_json, json.dumps(record, indent=2) + "\n")
     totals = RunTotals()
     t0 = time.perf_counter()
+    saved = Spend()  # unspent budget carried to the next prompt (config.carry_over)
     for index, metadata in enumerate(prompts):
         if index % shards != shard_index:
             continue
+        budget = _with_savings(config.budget, saved) if config.carry_over else config.budget
         folder = prompt_dir(out, index)
         if (folder / "metadata.jsonl").is_file() and (folder / "spend.json").is_file():
             outcome = PromptOutcome(
@@ -163,7 +180,14 @@ def run(
             )
             totals.resumed += 1
         else:
-            outcome = search_prompt(config, generator, verifier, index, metadata, out)
+            outcome = search_prompt(config, generator, verifier, index, metadata, out, budget)
+        if config.carry_over:
+            saved = Spend(
+                nfe=budget.nfe - outcome.spend.nfe if budget.nfe is not None else 0,
+                verifier_calls=budget.verifier_calls - outcome.spend.verifier_calls
+                if budget.verifier_calls is not None
+                else 0,
+            )
         totals.prompts += 1
         totals.candidates += outcome.candidates
         totals.spend.add(outcome.spend)

@@ -129,3 +129,15 @@ def prompt_suite(split: Split = "test") -> list[dict[str, Any]]:
         elif held:
             suite.extend(_fill(held, HELDOUT_SIZES[task], rng))
     return suite
+
+
+def representative_subset(per_task: int, split: Split = "test") -> list[dict[str, Any]]:
+    """`per_task` prompts of each task, evenly spread over the split (for demos and sweeps)."""
+    suite = prompt_suite(split)
+    out: list[dict[str, Any]] = []
+    for task in TASK_SIZES:
+        pool = [p for p in suite if p["tag"] == task]
+        if pool:
+            picks = sorted({round(i * (len(pool) - 1) / max(per_task - 1, 1)) for i in range(min(per_task, len(pool)))})
+            out.extend(pool[i] for i in picks)
+    return out

@@ -1,4 +1,8 @@
-"""Search strategies, one module each; `STRATEGIES` maps CLI names to the functions."""
+"""Search strategies, one module each; `STRATEGIES` maps CLI names to the functions.
+
+Each is `strategy(search, **params) -> SearchResult`; `STEP_LEVEL` names those that need a
+generator with step access (encode / noise / denoise / decode).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,22 @@ from collections.abc import Callable
 
 from ttscale.errors import TTScaleError
 from ttscale.search import Search, SearchResult
+from ttscale.strategies.adaptive import adaptive
 from ttscale.strategies.best_of_n import best_of_n
+from ttscale.strategies.random_search import random_search
+from ttscale.strategies.rounds import rounds
+from ttscale.strategies.zero_order import zero_order
 
 Strategy = Callable[..., SearchResult]
 
 STRATEGIES: dict[str, Strategy] = {
     "best-of-n": best_of_n,
+    "random-search": random_search,
+    "rounds": rounds,
+    "zero-order": zero_order,
+    "adaptive": adaptive,
 }
+STEP_LEVEL = frozenset({"zero-order"})
 
 
 def get_strategy(name: str) -> Strategy:
@@ -21,4 +34,4 @@ def get_strategy(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
-__all__ = ["STRATEGIES", "Search", "SearchResult", "Strategy", "get_strategy"]
+__all__ = ["STEP_LEVEL", "STRATEGIES", "Search", "SearchResult", "Strategy", "get_strategy"]
