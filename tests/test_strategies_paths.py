@@ -153,23 +153,37 @@ def test_paths_explicit_branch_steps_are_checked(gen: LabGenerator, visa: LabVer
     assert len(result.candidates) == 2 and all(c.path[0][:2] == ["branch", 0] for c in result.candidates)
 
 
-FULL_PATHS = (4 * 1 + 4 + 4 * 0 + 4 + 4 * 1) * 2, 4 + 4 + 4  # NFEs, verifier calls of SMALL["paths"]
-
-
 @settings(max_examples=15, deadline=None)
-@given(nfe=budgets, calls=call_budgets)
-def test_paths_budget(nfe: int | None, calls: int | None, gen: LabGenerator, visa: LabVerifier) -> None:
-    search = searcher(gen, visa, Budget(nfe=nfe, verifier_calls=calls))
-    result = search_over_paths(search, **SMALL["paths"][1])
+@given(
+    nfe=budgets,
+    calls=call_budgets,
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 3)),
+    branch_at=st.sampled_from([None, (0,), (0, 2), (1,)]),
+)
+def test_paths_budget(
+    nfe: int | None,
+    calls: int | None,
+    shape: tuple[int, int, int],
+    branch_at: tuple[int, ...] | None,
+    gen: LabGenerator,
+    visa: LabVerifier,
+) -> None:
+    n, keep, width = shape
+    params: dict[str, Any] = {"n": n, "keep": keep, "width": width, "branch_at": branch_at}
+    unlimited = searcher(gen, visa)
+    search_over_paths(unlimited, **params)
+    full = (unlimited.meter.spent.nfe, unlimited.meter.spent.verifier_calls)
+    budget = Budget(nfe=nfe, verifier_calls=calls)
+    search = searcher(gen, visa, budget)
+    result = search_over_paths(search, **params)
     left_nfe, left_calls = assert_within(search)
     assert_complete(result)
     spent = (search.meter.spent.nfe, search.meter.spent.verifier_calls)
-    full = Meter(Budget(nfe=nfe, verifier_calls=calls)).affords(nfe=FULL_PATHS[0], verifier_calls=FULL_PATHS[1])
-    if full:
-        assert spent == FULL_PATHS and len(result.candidates) == 4
+    if Meter(budget).affords(nfe=full[0], verifier_calls=full[1]):
+        assert spent == full
     else:  # the budget binds: not even one more full sample would have fitted
         assert left_nfe < PER_SAMPLE or left_calls < 1
-    if Meter(Budget(nfe=nfe, verifier_calls=calls)).affords(nfe=PER_SAMPLE, verifier_calls=1):
+    if Meter(budget).affords(nfe=PER_SAMPLE, verifier_calls=1):
         assert result.candidates
 
 

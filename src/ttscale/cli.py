@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from ttscale.errors import TTScaleError
+from ttscale.strategies import STEP_LEVEL, STRATEGIES
 
 app = typer.Typer(
     help="Inference-time scaling for text-to-image diffusion: search over noise and paths, ranked by verifiers.",
@@ -220,6 +221,25 @@ def search_cmd(
     )
 
 
+@app.command("strategies")
+def strategies_cmd() -> None:
+    """List the search strategies, whether each needs step access, and its parameters."""
+    import inspect
+
+    from rich.table import Table
+
+    table = Table(title="strategies (pass parameters with --config {'params': {...}} or --n)")
+    for col in ("name", "step access", "parameters", "what it does"):
+        table.add_column(col)
+    for name, fn in STRATEGIES.items():
+        params = [str(p) for p in list(inspect.signature(fn).parameters.values())[1:]]
+        paragraph = " ".join(((module.__doc__ if module else None) or "").strip().split("\n\n")[0].split())
+        paragraph = " ".join((module.__doc__ if module else "").strip().split("\n\n")[0].split())
+        doc = paragraph.split(". ")[0].rstrip(".") + "."
+        table.add_row(name, "yes" if name in STEP_LEVEL else "no", ", ".join(params), doc)
+    Console().print(table)
+
+
 @app.command("pick")
 def pick_cmd(
     out: Annotated[Path, typer.Argument(help="Output folder of `ttscale search` (with saved candidates).")],
@@ -307,9 +327,7 @@ def sweep_cmd(
     out: Annotated[
         Path, typer.Option(help="Sweep folder: one resumable run per strategy/budget/seed, plus sweep.jsonl.")
     ],
-    strategies: Annotated[
-        str, typer.Option(help="Comma-separated strategies.")
-    ] = "best-of-n,random-search,rounds,zero-order,adaptive",
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategies.")] = ",".join(STRATEGIES),
     budgets: Annotated[str, typer.Option(help="Comma-separated NFE budgets per prompt.")] = "160,320,640,1280",
     seeds: Annotated[str, typer.Option(help="Comma-separated run seeds.")] = "0,1,2",
     reference: Annotated[

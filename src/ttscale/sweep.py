@@ -38,6 +38,13 @@ SWEEP_PARAMS: dict[str, Callable[[int, int], dict[str, Any]]] = {
     },
     "zero-order": lambda b, s: {"rounds": 1 << 20, "neighbours": 4},
     "adaptive": lambda b, s: {"threshold": 0.95, "batch": 4},
+    "search-over-paths": lambda b, s: {"n": max(2, b // s // 2), "keep": max(1, b // s // 8), "width": 4},
+    "particle-filter": lambda b, s: {"particles": max(1, b // s)},
+    "early-pruning": lambda b, s: {
+        "n": max(1, int(b / (0.475 * s))),
+        "keep": max(1, int(b / (0.475 * s)) // 4),
+        "at": 0.3,
+    },
 }
 
 

@@ -12,6 +12,9 @@ from ttscale.errors import TTScaleError
 from ttscale.search import Search, SearchResult
 from ttscale.strategies.adaptive import adaptive
 from ttscale.strategies.best_of_n import best_of_n
+from ttscale.strategies.particles import particle_filter
+from ttscale.strategies.paths import search_over_paths
+from ttscale.strategies.pruning import early_pruning
 from ttscale.strategies.random_search import random_search
 from ttscale.strategies.rounds import rounds
 from ttscale.strategies.zero_order import zero_order
@@ -24,8 +27,11 @@ STRATEGIES: dict[str, Strategy] = {
     "rounds": rounds,
     "zero-order": zero_order,
     "adaptive": adaptive,
+    "search-over-paths": search_over_paths,
+    "particle-filter": particle_filter,
+    "early-pruning": early_pruning,
 }
-STEP_LEVEL = frozenset({"zero-order"})
+STEP_LEVEL = frozenset({"zero-order", "search-over-paths", "particle-filter", "early-pruning"})
 
 
 def get_strategy(name: str) -> Strategy:

@@ -107,7 +107,8 @@ def particle_filter(
                 rng = torch.Generator().manual_seed(search.seed(i, "resample"))
                 u = float(torch.rand((), dtype=torch.float64, generator=rng))
                 parents = systematic_resample(w, u)
-                x, x0, lineage = x[parents.to(x.device)], x0[parents.to(x.device)], lineage[parents]
+                index = parents.to(x.device)
+                x, x0, lineage = x[index], x0[index], lineage[parents]
                 roots = [roots[j] for j in parents.tolist()]
                 paths = [[*paths[j], ["resample", i, j]] for j in parents.tolist()]
                 log_w = torch.zeros(count, dtype=torch.float64)
