@@ -233,8 +233,8 @@ def strategies_cmd() -> None:
         table.add_column(col)
     for name, fn in STRATEGIES.items():
         params = [str(p) for p in list(inspect.signature(fn).parameters.values())[1:]]
+        module = inspect.getmodule(fn)
         paragraph = " ".join(((module.__doc__ if module else None) or "").strip().split("\n\n")[0].split())
-        paragraph = " ".join((module.__doc__ if module else "").strip().split("\n\n")[0].split())
         doc = paragraph.split(". ")[0].rstrip(".") + "."
         table.add_row(name, "yes" if name in STEP_LEVEL else "no", ", ".join(params), doc)
     Console().print(table)
