@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,diffusers,verifiers]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -24,7 +24,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The HTML report's browser test drives Debian's chromium through chromedriver; install both when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+/usr/bin/chromium /usr/bin/chromedriver:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver
+
+test: lint /usr/bin/chromium /usr/bin/chromedriver
 	$(BIN)/pytest -n 2 --durations=10
 
 clean:

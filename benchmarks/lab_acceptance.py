@@ -61,9 +61,14 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = default_device()
-    gens = {name: LabGenerator.from_pretrained(name, steps=args.steps, device=device) for name in ("lab-small", "lab-large")}
+    gens = {
+        name: LabGenerator.from_pretrained(name, steps=args.steps, device=device) for name in ("lab-small", "lab-large")
+    }
     verifiers = {name: LabVerifier.from_pretrained(name, device=device) for name in ("lab-visa", "lab-clip")}
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "steps": args.steps}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "steps": args.steps,
+    }
     report["base"] = {
         f"{g}/{split}": evaluate_generator(gen, split, args.base_seeds, run_seed=777, workers=args.workers)
         for g, gen in gens.items()
@@ -78,7 +83,11 @@ def main() -> None:
             metas = [m for m in suite for _ in range(n)]
             correct = judge_all(images, metas, args.workers).reshape(len(suite), n)
             key = f"{g}/{split}"
-            entry: dict[str, Any] = {"pool": n, "gpu_seconds_per_sample": sec, "candidate_accuracy": float(correct.mean())}
+            entry: dict[str, Any] = {
+                "pool": n,
+                "gpu_seconds_per_sample": sec,
+                "candidate_accuracy": float(correct.mean()),
+            }
             entry["flops_per_sample"] = gen.flops_per_nfe * gen.nfe_per_sample()
             saved: dict[str, np.ndarray] = {"correct": correct}
             for v, ver in verifiers.items():
@@ -114,7 +123,9 @@ def print_table(report: dict[str, Any]) -> None:
                 gflop = n * (e["flops_per_sample"] + e[v]["flops_per_image"]) / 1e9
                 sec = n * (e["gpu_seconds_per_sample"] + e[v]["gpu_seconds_per_image"])
                 nfe = n * 2 * report["steps"]
-                print(f"{key:<20} {v:<9} {n:>3} {nfe:>11} {gflop:>13.1f} {sec:>13.4f} {row['overall']:>8.3f} {row['oracle']:>7.3f}")
+                print(
+                    f"{key:<20} {v:<9} {n:>3} {nfe:>11} {gflop:>13.1f} {sec:>13.4f} {row['overall']:>8.3f} {row['oracle']:>7.3f}"
+                )
     small = report["lab-small/test"]["lab-visa"]["curve"]
     cross = next((r for r in small if r["overall"] > base_large), None)
     if cross is None:
@@ -122,7 +133,11 @@ def print_table(report: dict[str, Any]) -> None:
         return
     e_s, e_l = report["lab-small/test"], report["lab-large/test"]
     ratio = cross["n"] * (e_s["flops_per_sample"] + e_s["lab-visa"]["flops_per_image"]) / e_l["flops_per_sample"]
-    sec_ratio = cross["n"] * (e_s["gpu_seconds_per_sample"] + e_s["lab-visa"]["gpu_seconds_per_image"]) / e_l["gpu_seconds_per_sample"]
+    sec_ratio = (
+        cross["n"]
+        * (e_s["gpu_seconds_per_sample"] + e_s["lab-visa"]["gpu_seconds_per_image"])
+        / e_l["gpu_seconds_per_sample"]
+    )
     print(
         f"\nsmall + lab-visa passes large without search ({base_large:.3f}) at N={cross['n']} ({cross['overall']:.3f}): "
         f"{ratio:.1f}x the large model's FLOPs per prompt, {sec_ratio:.1f}x its GPU seconds"

@@ -112,3 +112,22 @@ def test_pick_reranks_saved_candidates_without_generating(tmp_path: Path, tiny_m
     assert best["rank"] == 0 and sum(r["kept"] for r in records) == 3
     assert len(list((tmp_path / "00000" / "samples").iterdir())) == 3
     assert json.loads((tmp_path / "run.json").read_text())["picks"][0]["verifier"] == clip.name
+
+
+def test_metering_keeps_step_access_visible_to_protocol_checks(tiny_models: dict[str, Path]) -> None:
+    """Python >= 3.12 checks Protocols with getattr_static, which ignores __getattr__ forwarding."""
+    import inspect
+
+    from ttscale.budget import Budget, Meter
+    from ttscale.generator import CallableGenerator, StepGenerator, metered
+
+    gen, _ = _models(tiny_models)
+    wrapped = metered(gen, Meter(Budget()))
+    for member in ("encode", "noise", "schedule", "denoise", "decode", "nfe_per_call", "flops_per_nfe", "sample"):
+        inspect.getattr_static(wrapped, member)  # raises AttributeError if only reachable through __getattr__
+    assert isinstance(wrapped, StepGenerator)
+    black_box = metered(CallableGenerator(gen.sample, nfe_per_sample=gen.nfe_per_sample()), Meter(Budget()))
+    assert not isinstance(black_box, StepGenerator)
+    x = gen.noise([1, 2])
+    wrapped.denoise(x, 0, wrapped.encode("a photo of a red circle"))
+    assert wrapped.meter.spent.nfe == 2 * gen.nfe_per_call

@@ -24,6 +24,21 @@ app.add_typer(lab, name="lab")
 console = Console(stderr=True)
 
 
+@app.callback()
+def global_options(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output (batch jobs).")] = False,
+    log_format: Annotated[
+        str, typer.Option(help="Progress as `rich` bars, or `json`: one JSON object per line on stderr, for logs.")
+    ] = "rich",
+) -> None:
+    """Options for every command; give them before the command: `ttscale --quiet search …`."""
+    from ttscale.progress import set_mode
+
+    if log_format not in ("rich", "json"):
+        raise TTScaleError(f"--log-format {log_format!r}: choose rich or json")
+    set_mode("quiet" if quiet else log_format)
+
+
 @lab.command("prompts")
 def lab_prompts(
     split: Annotated[
@@ -64,9 +79,9 @@ def lab_render(
         raise TTScaleError("--resolution must be at least 24 pixels for shapes to stay recognisable")
     suite = prompt_suite(split)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-    from rich.progress import track
+    from ttscale.progress import track
 
-    for i in track(range(n), description="rendering", console=console, transient=True):
+    for i in track(range(n), "rendering", console):
         metadata = suite[i % len(suite)]
         scene = sample_scene(metadata, rng, training=split == "train", resolution=resolution)
         write_prompt(out, i, metadata, [render(scene, resolution)])
@@ -80,9 +95,10 @@ def evaluate(
 ) -> None:
     """Judge every kept image; write results.jsonl and summary.json (per-task accuracy and overall)."""
     from ttscale.evaluation import evaluate_folder, get_evaluator
+    from ttscale.progress import get_mode
     from ttscale.tables import summary_table
 
-    summary = evaluate_folder(out, get_evaluator(evaluator), progress=True)
+    summary = evaluate_folder(out, get_evaluator(evaluator), progress=get_mode() == "rich")
     Console().print(summary_table(summary, title=str(out)))
 
 
@@ -213,7 +229,8 @@ def search_cmd(
     gen = load_generator(cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
     ver = load_verifier(cfg.verifier, device=dev)
     total = len(range(shard_index, len(items), shards))
-    with prompt_progress(total, f"{cfg.strategy} ", console) as on_prompt:
+    nfe_budget = None if cfg.budget.nfe is None else cfg.budget.nfe * total
+    with prompt_progress(total, f"{cfg.strategy} ", console, nfe_budget=nfe_budget) as on_prompt:
         totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
     console.print(
         f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
@@ -291,7 +308,8 @@ def demo_cmd(
     cfg = SearchConfig(generator=generator, verifier=verifier, params={"n": n}, steps=steps, device=device)
     dev = resolve_device(device)
     gen = load_generator(generator, steps=steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
-    with prompt_progress(len(items), f"best-of-{n} ", console) as on_prompt:
+    plan = n * gen.nfe_per_sample() * len(items)
+    with prompt_progress(len(items), f"best-of-{n} ", console, nfe_budget=plan) as on_prompt:
         run(cfg, items, out, gen, load_verifier(verifier, device=dev), on_prompt=on_prompt)
     ns = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
     result = finish(out, cfg, items, ns, gen.nfe_per_sample())
@@ -308,7 +326,8 @@ def demo_cmd(
         )
     Console().print(table)
     console.print(
-        f"oracle = an evaluator pick, shown only as the verifier's headroom. {time.perf_counter() - t0:.0f}s; folder: {out}"
+        f"oracle = an evaluator pick, shown only as the verifier's headroom. {time.perf_counter() - t0:.0f}s; folder: {out}; "
+        f"picture: {out / 'report' / 'scaling.png'}; gallery: `ttscale report {out}`"
     )
 
 
@@ -369,7 +388,9 @@ def sweep_cmd(
     if not collect_only:
         cells = len(spec.seeds) * sum(1 if s == "best-of-n" else len(spec.budgets) for s in names)
         total = cells * len(range(shard_index, len(items), shards))
-        with prompt_progress(total, "sweep ", console) as on_prompt:
+        per_seed = sum(spec.best_of_n_budgets[-1] if s == "best-of-n" else sum(spec.budgets) for s in names)
+        plan = len(spec.seeds) * per_seed * len(range(shard_index, len(items), shards))
+        with prompt_progress(total, "sweep ", console, nfe_budget=plan) as on_prompt:
             run_sweep(spec, items, out, gen, load_verifier(verifier, device=dev), (shard_index, shards), on_prompt)
         if shards > 1:
             console.print(f"shard {shard_index}/{shards} done; run with --collect-only once every shard has finished")
@@ -401,3 +422,52 @@ def sweep_cmd(
                 f"at {hit['nfe']:.0f} NFEs = {hit['ratio']:.0%} of the reference" if hit else "never within the budgets"
             )
             console.print(f"{name}: reaches best-of-n@{reached['budget']} ({reached['score']:.3f}) {where}")
+
+
+@app.command("report")
+def report_cmd(
+    folders: Annotated[list[Path], typer.Argument(help="Run folders (of search, demo …) and/or sweep folders.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default: FOLDER/report for one input; needed for several).")
+    ] = None,
+    embed: Annotated[
+        bool, typer.Option(help="Put images inside the pages (data URIs): one portable folder, larger pages.")
+    ] = False,
+    judge_candidates: Annotated[
+        bool, typer.Option(help="For lab-evaluated runs, judge every candidate too (verdicts, calibration plot).")
+    ] = True,
+) -> None:
+    """Write a static HTML report (no server, works offline): candidate gallery, scores, figures, run comparison."""
+    from ttscale.report.build import build_report
+
+    if out is None:
+        if len(folders) > 1:
+            raise TTScaleError("give --out for a report of several folders")
+        out = folders[0] / "report"
+    pages = build_report(folders, out, embed=embed, judge_candidates=judge_candidates)
+    console.print(f"wrote {len(pages)} pages; open {pages[0]}")
+
+
+@app.command("plot")
+def plot_cmd(
+    folder: Annotated[Path, typer.Argument(help="A sweep folder (score vs compute) or a run folder.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for the PNG and SVG files (default: FOLDER/report).")] = None,
+) -> None:
+    """Only the figures of a run or sweep, as PNG and SVG, e.g. for a paper."""
+    from ttscale.report.build import write_figures
+
+    paths = write_figures(folder, out or folder / "report")
+    if not paths:
+        raise TTScaleError(f"{folder} has nothing to plot: no candidate scores (candidates.jsonl) and no sweep.jsonl")
+    for path in paths:
+        console.print(str(path), highlight=False)
+
+
+@app.command("summary")
+def summary_cmd(
+    out: Annotated[Path, typer.Argument(help="A run folder (of search, demo …).")],
+) -> None:
+    """A run at a glance: per-task scores of the kept images, compute spent and time."""
+    from ttscale.report.summary import run_summary
+
+    Console().print(run_summary(out))

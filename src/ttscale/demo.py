@@ -8,6 +8,7 @@ separate best-of-n runs would draw), and the evaluator judges every candidate on
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ttscale.config import SearchConfig
 from ttscale.curves import exact_prefix_curve, pool_from_folder
 from ttscale.evaluation import evaluate_folder
 from ttscale.folder import atomic_write_text
+from ttscale.report.plots import best_of_n_curve
 
 
 def curve_rows(out: Path, prompts: list[dict[str, Any]], ns: list[int], nfe_per_sample: int) -> list[dict[str, Any]]:
@@ -27,9 +29,11 @@ def curve_rows(out: Path, prompts: list[dict[str, Any]], ns: list[int], nfe_per_
 def finish(
     out: Path, config: SearchConfig, prompts: list[dict[str, Any]], ns: list[int], nfe_per_sample: int
 ) -> dict[str, Any]:
-    """Evaluate the kept images and the whole pool; write curve.json."""
+    """Evaluate the kept images and the whole pool; write curve.json and the picture report/scaling.png (+ .svg)."""
     summary = evaluate_folder(out)
     rows = curve_rows(out, prompts, ns, nfe_per_sample)
     result = {"config": config.model_dump(mode="json"), "kept_summary": summary, "curve": rows}
     atomic_write_text(out / "curve.json", json.dumps(result, indent=2) + "\n")
+    title = f"best-of-N in the lab world: {config.generator} picked by {config.verifier}, {len(prompts)} test prompts"
+    best_of_n_curve(rows, Counter(p["tag"] for p in prompts), out / "report" / "scaling", title)
     return result

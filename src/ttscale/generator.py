@@ -81,7 +81,11 @@ def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
 
 
 class MeteredGenerator:
-    """Charges a Meter for every denoiser or sampling call, so no strategy can under-report."""
+    """Charges a Meter for every sampling call, so no strategy can under-report.
+
+    Use `metered(generator, meter)`: it returns a `MeteredStepGenerator` for step-level generators, so the
+    wrapper exposes step access exactly when the wrapped model has it (Protocol checks look at the class).
+    """
 
     def __init__(self, inner: Generator, meter: Meter):
         self.inner, self.meter = inner, meter
@@ -90,21 +94,48 @@ class MeteredGenerator:
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
 
-    def _flops(self, nfe: int) -> float:
-        return float(getattr(self.inner, "flops_per_nfe", 0.0)) * nfe
-
-    def denoise(self, x: torch.Tensor, step: int, cond: Any) -> torch.Tensor:
-        nfe = x.shape[0] * self.inner.nfe_per_call  # type: ignore[attr-defined]
-        self.meter.charge(nfe=nfe, generator_flops=self._flops(nfe))
-        return self.inner.denoise(x, step, cond)  # type: ignore[attr-defined]
+    def _charge(self, nfe: int) -> None:
+        self.meter.charge(nfe=nfe, generator_flops=float(getattr(self.inner, "flops_per_nfe", 0.0)) * nfe)
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
-        nfe = len(seeds) * self.inner.nfe_per_sample()
-        self.meter.charge(nfe=nfe, generator_flops=self._flops(nfe))
+        self._charge(len(seeds) * self.inner.nfe_per_sample())
         return self.inner.sample(prompt, seeds)
 
     def nfe_per_sample(self) -> int:
         return self.inner.nfe_per_sample()
+
+
+class MeteredStepGenerator(MeteredGenerator):
+    """A metered step-level generator: every `denoise` call is charged (CFG branches included)."""
+
+    inner: StepGenerator
+
+    def __init__(self, inner: StepGenerator, meter: Meter):
+        super().__init__(inner, meter)
+        self.nfe_per_call, self.flops_per_nfe = inner.nfe_per_call, inner.flops_per_nfe
+
+    def encode(self, prompt: str) -> Any:
+        return self.inner.encode(prompt)
+
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        return self.inner.noise(seeds)
+
+    def schedule(self) -> Schedule:
+        return self.inner.schedule()
+
+    def denoise(self, x: torch.Tensor, step: int, cond: Any) -> torch.Tensor:
+        self._charge(x.shape[0] * self.nfe_per_call)
+        return self.inner.denoise(x, step, cond)
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        return self.inner.decode(x0)
+
+
+def metered(generator: Generator, meter: Meter) -> MeteredGenerator:
+    """Wrap a generator so that everything it computes is charged to `meter`."""
+    if isinstance(generator, StepGenerator):
+        return MeteredStepGenerator(generator, meter)
+    return MeteredGenerator(generator, meter)
 
 
 class CallableGenerator:

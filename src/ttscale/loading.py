@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from ttscale.errors import TTScaleError
@@ -19,16 +20,24 @@ def load_generator(
         from ttscale.lab.generator import LabGenerator
 
         return LabGenerator.from_pretrained(name, steps=steps, guidance=guidance, device=device, batch_size=batch_size)
-    if Path(name).is_dir() or "/" in name:
-        raise TTScaleError(
-            f"generator {name!r}: diffusers pipelines are not wired in yet; use one of {', '.join(LAB_GENERATORS)}"
-        )
+    if name.startswith("diffusers:") or Path(name).is_dir() or "/" in name:
+        from ttscale.generators.hub import load_diffusers
+
+        return load_diffusers(name, steps=steps, guidance=guidance, device=device, batch_size=batch_size)
     raise TTScaleError(f"unknown generator {name!r}; choose one of {', '.join(LAB_GENERATORS)} or a .safetensors file")
 
 
 def load_verifier(name: str, *, device: str = "cpu") -> Verifier:
-    if name in LAB_VERIFIERS or name.endswith(".safetensors"):
+    from ttscale.verifiers.registry import KINDS, load_named
+
+    if name in LAB_VERIFIERS or (name.endswith(".safetensors") and name.partition(":")[0] not in KINDS):
         from ttscale.lab.verifiers import LabVerifier
 
         return LabVerifier.from_pretrained(name, device=device)
-    raise TTScaleError(f"unknown verifier {name!r}; choose one of {', '.join(LAB_VERIFIERS)}")
+    return load_named(name, device=device)  # clip:, siglip:, vlm:, openai:, ensemble: … and plug-ins
+
+
+@lru_cache(maxsize=8)
+def shared_verifier(name: str, device: str = "cpu") -> Verifier:
+    """A verifier loaded once per process, for strategies that consult a second one on every prompt."""
+    return load_verifier(name, device=device)

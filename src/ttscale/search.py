@@ -16,7 +16,7 @@ import torch
 
 from ttscale.budget import Meter
 from ttscale.candidate import Candidate
-from ttscale.generator import Generator, MeteredGenerator
+from ttscale.generator import Generator, metered
 from ttscale.seeds import candidate_seed
 from ttscale.verifier import MeteredVerifier, Verifier, scores_for
 
@@ -40,7 +40,7 @@ class Search:
 
     @classmethod
     def metered(cls, generator: Generator, verifier: Verifier, meter: Meter, prompt: str, **kwargs: Any) -> Search:
-        return cls(MeteredGenerator(generator, meter), MeteredVerifier(verifier, meter), meter, prompt, **kwargs)
+        return cls(metered(generator, meter), MeteredVerifier(verifier, meter), meter, prompt, **kwargs)
 
     def seed(self, j: int, stream: str = "noise") -> int:
         """The seed of this prompt's j-th draw in a stream (one stream per kind of randomness)."""

@@ -7,7 +7,7 @@ cheaper verifier) ranks candidates well enough to spend the remaining steps on a
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import torch
@@ -15,14 +15,12 @@ import torch
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
 from ttscale.generator import Schedule, StepGenerator, require_steps
-from ttscale.loading import load_verifier
+from ttscale.loading import shared_verifier
 from ttscale.samplers import sample, step
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier, scores_for
 
 Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-
-_load_verifier = lru_cache(maxsize=4)(load_verifier)  # loaded once per process, not once per prompt
 
 
 def early_pruning(
@@ -65,7 +63,7 @@ def early_pruning(
     if started > kept:
         judge: Scorer = search.score
         if cheap_verifier is not None:
-            cheap = MeteredVerifier(_load_verifier(cheap_verifier, device=str(x.device)), search.meter)
+            cheap = MeteredVerifier(shared_verifier(cheap_verifier, device=str(x.device)), search.meter)
             judge = partial(scores_for, cheap, prompt=search.prompt)
         look = _score_images(judge, gen.decode(x0), search.batch_size)[0]
         chosen = sorted(range(started), key=lambda j: (-float(look[j]), j))[:kept]

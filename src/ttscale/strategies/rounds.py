@@ -17,7 +17,7 @@ import torch
 
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
-from ttscale.loading import load_verifier
+from ttscale.loading import shared_verifier
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier, scores_for
 
@@ -45,7 +45,7 @@ def rounds(
     checker = None
     if confirm is not None:
         device = str(getattr(search.generator, "device", "cpu"))
-        checker = MeteredVerifier(load_verifier(confirm, device=device), search.meter)
+        checker = MeteredVerifier(shared_verifier(confirm, device=str(device)), search.meter)
     nfe_each = search.generator.nfe_per_sample()
     candidates: list[Candidate] = []
     records: list[dict[str, Any]] = []

@@ -1,0 +1,12 @@
+"""Real verifiers, one module per kind; names for `--verifier` are in `registry`.
+
+- `clip`: CLIPScore, PickScore and SigLIP (transformers)
+- `aesthetic`: the LAION aesthetic predictor (a head on CLIP ViT-L/14)
+- `vlm`: a VLM's probability of answering "yes" to "does this image match …?"
+- `api`: Gemini and OpenAI-compatible judges with tt-scale-flux's rubric
+- `tournament`: pairwise knock-out / round-robin selection (SANA-1.5)
+- `ensemble`: rank averages (Ma et al.) and weighted `combined` scores (Scale-RAE)
+- `plugins`: your own verifier by import string or entry point
+
+Importing this package loads none of the optional libraries; each module imports its own when used.
+"""
