@@ -179,8 +179,18 @@ def search_cmd(
     config: Annotated[
         Path | None, typer.Option(help="JSON file with any SearchConfig field; options below override it.")
     ] = None,
-    generator: Annotated[str | None, typer.Option(help="lab-small, lab-large or a .safetensors file.")] = None,
-    verifier: Annotated[str | None, typer.Option(help="lab-visa or lab-clip.")] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(
+            help="lab-small, lab-large, a .safetensors file, or a diffusers model (folder, cached hub id, diffusers:ID?dtype=bf16)."
+        ),
+    ] = None,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            help="lab-visa, lab-clip, or a name from the README's Verifiers section (clip:…, vlm:…, openai:…, ensemble:A+B, module:Class)."
+        ),
+    ] = None,
     strategy: Annotated[str | None, typer.Option(help="Search strategy (see `ttscale strategies`).")] = None,
     n: Annotated[int | None, typer.Option(help="Candidates per prompt (best-of-n).")] = None,
     k: Annotated[int | None, typer.Option(help="Images kept per prompt.")] = None,
@@ -260,7 +270,9 @@ def strategies_cmd() -> None:
 @app.command("pick")
 def pick_cmd(
     out: Annotated[Path, typer.Argument(help="Output folder of `ttscale search` (with saved candidates).")],
-    verifier: Annotated[str, typer.Option(help="Verifier to re-rank with.")] = "lab-visa",
+    verifier: Annotated[
+        str, typer.Option(help="Verifier to re-rank with (any --verifier name of `ttscale search`).")
+    ] = "lab-visa",
     k: Annotated[int, typer.Option(help="Images to keep per prompt.")] = 1,
     metric: Annotated[str | None, typer.Option(help="Verifier metric to rank by.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "auto",
