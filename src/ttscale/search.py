@@ -16,7 +16,8 @@ import torch
 
 from ttscale.budget import Meter
 from ttscale.candidate import Candidate
-from ttscale.generator import Generator, metered
+from ttscale.generator import Generator, StepGenerator, metered
+from ttscale.samplers import sample
 from ttscale.seeds import candidate_seed
 from ttscale.verifier import MeteredVerifier, Verifier, scores_for
 
@@ -58,9 +59,28 @@ class Search:
                 hi = mid - 1
         return lo
 
-    def score(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Verifier scores of images of this prompt: (ranking metric, all metrics)."""
-        return scores_for(self.verifier, images, self.prompt, self.metric)
+    def score(
+        self, images: torch.Tensor, verifier: Verifier | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Scores of images of this prompt, in batches: (ranking metric, all metrics).
+
+        `verifier` defaults to the search's own; pass another (metered) one for a cheap look-ahead judge.
+        """
+        judge = verifier or self.verifier
+        metric = self.metric if verifier is None else None
+        parts = [
+            scores_for(judge, images[s : s + self.batch_size], self.prompt, metric)
+            for s in range(0, len(images), self.batch_size)
+        ]
+        return torch.cat([r for r, _ in parts]), {k: torch.cat([m[k] for _, m in parts]) for k in parts[0][1]}
+
+    def denoise_steps(self, gen: StepGenerator, x: torch.Tensor, cond: Any, start: int, stop: int) -> torch.Tensor:
+        """Deterministic sampling of x from grid point `start` to `stop`, in batches of `batch_size`."""
+        sched = gen.schedule()
+        chunks = [x[s : s + self.batch_size] for s in range(0, len(x), self.batch_size)]
+        return torch.cat(
+            [sample(lambda y, i: gen.denoise(y, i, cond), c, sched, start=start, stop=stop) for c in chunks]
+        )
 
     def draw(self, seeds: Sequence[int], round: int = 0) -> list[Candidate]:
         """Sample and score these seeds in batches; stops early (fewer candidates) where the budget ends."""

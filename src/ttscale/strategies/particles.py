@@ -90,7 +90,7 @@ def particle_filter(
     for i in range(steps):
         x0 = _denoise(gen, x, i, cond, search.batch_size)
         if count > 1 and i in checks:
-            reward = _score_images(search, gen.decode(x0))[0].double()
+            reward = search.score(gen.decode(x0))[0].double()
             if potential == "max":
                 lineage = torch.maximum(lineage, reward)
                 log_g = lineage
@@ -128,7 +128,7 @@ def particle_filter(
         x = step(x, x0, sched, i, eta=eta, noise=noise.to(x.device))
 
     images = gen.decode(x)
-    ranking, metrics = _score_images(search, images)
+    ranking, metrics = search.score(images)
     final = len(rounds)
     rounds.append(
         {
@@ -157,8 +157,3 @@ def particle_filter(
 
 def _denoise(gen: StepGenerator, x: torch.Tensor, i: int, cond: Any, batch_size: int) -> torch.Tensor:
     return torch.cat([gen.denoise(x[s : s + batch_size], i, cond) for s in range(0, len(x), batch_size)])
-
-
-def _score_images(search: Search, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    parts = [search.score(images[s : s + search.batch_size]) for s in range(0, len(images), search.batch_size)]
-    return torch.cat([r for r, _ in parts]), {k: torch.cat([m[k] for _, m in parts]) for k in parts[0][1]}

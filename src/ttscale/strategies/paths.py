@@ -12,8 +12,8 @@ import torch
 from ttscale.budget import Meter
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
-from ttscale.generator import Schedule, StepGenerator, require_steps
-from ttscale.samplers import sample, step
+from ttscale.generator import StepGenerator, require_steps
+from ttscale.samplers import step
 from ttscale.search import Search, SearchResult
 from ttscale.seeds import gaussian
 
@@ -70,7 +70,7 @@ def search_over_paths(
     grid, drawn = 0, 0
     rounds: list[dict[str, Any]] = []
     for k, b in enumerate(stages):
-        x = _run(gen, x, grid, b, cond, sched, search.batch_size)
+        x = search.denoise_steps(gen, x, cond, grid, b)
         grid, pool = b, len(x)
         nxt = stages[k + 1] if k + 1 < len(stages) else None
         most = min(keep, pool) * width
@@ -80,7 +80,7 @@ def search_over_paths(
         if children == 0:
             break
         x0 = _denoise(gen, x, b, cond, search.batch_size)
-        ranking = _score_images(search, gen.decode(x0))[0]
+        ranking = search.score(gen.decode(x0))[0]
         parents = sorted(range(pool), key=lambda j: (-float(ranking[j]), j))[: min(keep, children)]
         kids = [
             parent
@@ -108,9 +108,9 @@ def search_over_paths(
             }
         )
 
-    x = _run(gen, x, grid, steps, cond, sched, search.batch_size)
+    x = search.denoise_steps(gen, x, cond, grid, steps)
     images = gen.decode(x)
-    ranking, metrics = _score_images(search, images)
+    ranking, metrics = search.score(images)
     final = len(rounds)
     rounds.append(
         {
@@ -145,21 +145,5 @@ def _branch_steps(steps: int) -> tuple[int, ...]:
     return tuple(sorted({max(1, top * k // 3) for k in (1, 2, 3)}))
 
 
-def _run(
-    gen: StepGenerator, x: torch.Tensor, start: int, stop: int, cond: Any, sched: Schedule, batch_size: int
-) -> torch.Tensor:
-    return torch.cat(
-        [
-            sample(lambda y, i: gen.denoise(y, i, cond), x[s : s + batch_size], sched, start=start, stop=stop)
-            for s in range(0, len(x), batch_size)
-        ]
-    )
-
-
 def _denoise(gen: StepGenerator, x: torch.Tensor, i: int, cond: Any, batch_size: int) -> torch.Tensor:
     return torch.cat([gen.denoise(x[s : s + batch_size], i, cond) for s in range(0, len(x), batch_size)])
-
-
-def _score_images(search: Search, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    parts = [search.score(images[s : s + search.batch_size]) for s in range(0, len(images), search.batch_size)]
-    return torch.cat([r for r, _ in parts]), {k: torch.cat([m[k] for _, m in parts]) for k in parts[0][1]}

@@ -6,21 +6,17 @@ cheaper verifier) ranks candidates well enough to spend the remaining steps on a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import torch
 
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
-from ttscale.generator import Schedule, StepGenerator, require_steps
+from ttscale.generator import require_steps
 from ttscale.loading import shared_verifier
-from ttscale.samplers import sample, step
+from ttscale.samplers import step
 from ttscale.search import Search, SearchResult
-from ttscale.verifier import MeteredVerifier, scores_for
-
-Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+from ttscale.verifier import MeteredVerifier
 
 
 def early_pruning(
@@ -53,7 +49,7 @@ def early_pruning(
 
     seeds = [search.seed(j) for j in range(started)]
     cond = gen.encode(search.prompt)
-    x = _run(gen, gen.noise(seeds), 0, look_at, cond, sched, search.batch_size)
+    x = search.denoise_steps(gen, gen.noise(seeds), cond, 0, look_at)
     x0 = torch.cat(
         [gen.denoise(x[s : s + search.batch_size], look_at, cond) for s in range(0, started, search.batch_size)]
     )
@@ -61,11 +57,10 @@ def early_pruning(
     chosen = list(range(started))
     paths: list[list[list[Any]]] = [[] for _ in range(started)]
     if started > kept:
-        judge: Scorer = search.score
+        cheap = None
         if cheap_verifier is not None:
             cheap = MeteredVerifier(shared_verifier(cheap_verifier, device=str(x.device)), search.meter)
-            judge = partial(scores_for, cheap, prompt=search.prompt)
-        look = _score_images(judge, gen.decode(x0), search.batch_size)[0]
+        look = search.score(gen.decode(x0), cheap)[0]
         chosen = sorted(range(started), key=lambda j: (-float(look[j]), j))[:kept]
         paths = [[["pruned_at", look_at, rank]] for rank in range(kept)]
         rounds.append(
@@ -82,9 +77,9 @@ def early_pruning(
         )
 
     index = torch.tensor(chosen, device=x.device)
-    x = _run(gen, step(x[index], x0[index], sched, look_at), look_at + 1, steps, cond, sched, search.batch_size)
+    x = search.denoise_steps(gen, step(x[index], x0[index], sched, look_at), cond, look_at + 1, steps)
     images = gen.decode(x)
-    ranking, metrics = _score_images(search.score, images, search.batch_size)
+    ranking, metrics = search.score(images)
     final = len(rounds)
     rounds.append(
         {
@@ -109,19 +104,3 @@ def early_pruning(
         for r, j in enumerate(chosen)
     ]
     return SearchResult(candidates, rounds)
-
-
-def _run(
-    gen: StepGenerator, x: torch.Tensor, start: int, stop: int, cond: Any, sched: Schedule, batch_size: int
-) -> torch.Tensor:
-    return torch.cat(
-        [
-            sample(lambda y, i: gen.denoise(y, i, cond), x[s : s + batch_size], sched, start=start, stop=stop)
-            for s in range(0, len(x), batch_size)
-        ]
-    )
-
-
-def _score_images(score: Scorer, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    parts = [score(images[s : s + batch_size]) for s in range(0, len(images), batch_size)]
-    return torch.cat([r for r, _ in parts]), {k: torch.cat([m[k] for _, m in parts]) for k in parts[0][1]}
