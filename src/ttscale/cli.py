@@ -229,10 +229,7 @@ def search_cmd(
     )
     if n is not None:
         cfg = cfg.model_copy(update={"params": cfg.params | {"n": n}})
-    try:
-        shard_index, shards = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise TTScaleError(f"--shard {shard!r}: write it as I/N, e.g. 0/4") from None
+    shard_index, shards = _shard(shard)
     get_strategy(cfg.strategy)  # fail fast, before any model loads
     items = _prompts_from(prompts)[:limit]
     dev = resolve_device(cfg.device)
@@ -343,6 +340,15 @@ def demo_cmd(
     )
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """Parse --shard I/N."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise TTScaleError(f"--shard {text!r}: write it as I/N, e.g. 0/4") from None
+    return index, count
+
+
 def _ints(text: str, option: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -388,10 +394,7 @@ def sweep_cmd(
         get_strategy(name)
     if prompts not in SPLITS:
         raise TTScaleError(f"unknown split {prompts!r}; choose one of {', '.join(SPLITS)}")
-    try:
-        shard_index, shards = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise TTScaleError(f"--shard {shard!r}: write it as I/N, e.g. 0/4") from None
+    shard_index, shards = _shard(shard)
     dev = resolve_device(device)
     base = SearchConfig(generator=generator, verifier=verifier, steps=steps, device=device)
     spec = SweepSpec(names, _ints(budgets, "--budgets"), _ints(seeds, "--seeds"), base, reference)
