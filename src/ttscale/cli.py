@@ -323,8 +323,15 @@ def demo_cmd(
     ns = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
     result = finish(out, cfg, items, ns, gen.nfe_per_sample())
     table = Table(title=f"lab-GenEval of best-of-N ({generator}, picked by {verifier}, {len(items)} test prompts)")
-    for col in ["N", "NFEs/prompt", *TASKS, "overall", "oracle"]:
-        table.add_column(col, justify="right")
+    short = {
+        "single_object": "single",
+        "two_object": "two",
+        "counting": "count",
+        "position": "pos",
+        "color_attr": "attr",
+    }
+    for col in ["N", "NFEs", *(short.get(t, t) for t in TASKS), "overall", "oracle"]:
+        table.add_column(col, justify="right", no_wrap=True)
     for row in result["curve"]:
         table.add_row(
             str(row["n"]),
