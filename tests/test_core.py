@@ -63,3 +63,19 @@ def test_meter_never_goes_over(limit: int, charges: list[int]) -> None:
             with pytest.raises(BudgetExceeded):
                 meter.charge(nfe=c)
         assert meter.spent.nfe <= limit
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    scores=st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=1, max_size=12), k=st.integers(1, 4)
+)
+def test_rank_and_keep_puts_nan_last_and_keeps_the_best(scores: list[float], k: int) -> None:
+    from ttscale.candidate import Candidate, rank_and_keep
+
+    cands = [Candidate(seed=i, image=torch.zeros(3, 2, 2), scores={}, score=s, nfe=1) for i, s in enumerate(scores)]
+    kept = rank_and_keep(cands, k)
+    assert len(kept) == min(k, len(scores)) and all(c.kept for c in kept)
+    ranked = sorted(cands, key=lambda c: c.rank)
+    finite = [c.score for c in ranked if c.score == c.score]
+    assert finite == sorted(finite, reverse=True)
+    assert [c.score == c.score for c in ranked] == sorted((c.score == c.score for c in ranked), reverse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +39,11 @@ class Candidate:
 
 
 def rank_and_keep(candidates: list[Candidate], k: int) -> list[Candidate]:
-    """Rank by score (ties: earlier drawn first) and mark the top k kept; returns them in rank order."""
-    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].score, i))
+    """Rank by score (ties: earlier drawn first; NaN, e.g. a failed judgement, last) and mark the top k kept.
+
+    Returns the kept candidates in rank order.
+    """
+    order = sorted(range(len(candidates)), key=lambda i: (math.isnan(candidates[i].score), -candidates[i].score, i))
     for r, i in enumerate(order):
         candidates[i].rank = r
         candidates[i].kept = r < k
