@@ -99,3 +99,14 @@ def test_counting_uses_exclude() -> None:
 def test_unknown_class_is_a_clear_error() -> None:
     with pytest.raises(SceneError, match="unknown class"):
         sample_scene({"include": [{"class": "dog", "count": 1}]}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("per_task", [1, 4, 8, 100])
+def test_representative_subset_spreads_over_each_task(per_task: int) -> None:
+    from ttscale.lab.prompts import representative_subset
+
+    subset = representative_subset(per_task)
+    counts = Counter(p["tag"] for p in subset)
+    assert counts == Counter({t: min(per_task, n) for t, n in TASK_SIZES.items()})
+    if per_task >= 100:
+        assert subset == TEST  # asking for at least a task's size gives the whole split

@@ -138,6 +138,7 @@ def representative_subset(per_task: int, split: Split = "test") -> list[dict[str
     for task in TASK_SIZES:
         pool = [p for p in suite if p["tag"] == task]
         if pool:
-            picks = sorted({round(i * (len(pool) - 1) / max(per_task - 1, 1)) for i in range(min(per_task, len(pool)))})
+            k = min(per_task, len(pool))
+            picks = sorted({round(i * (len(pool) - 1) / max(k - 1, 1)) for i in range(k)})
             out.extend(pool[i] for i in picks)
     return out
