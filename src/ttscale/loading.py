@@ -1,4 +1,4 @@
-"""Turn the names in a config into generator and verifier objects (lab models here; more register later)."""
+"""Turn the names in a config into generator and verifier objects: lab models, diffusers pipelines, the verifier registry."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def load_generator(
         from ttscale.generators.hub import load_diffusers
 
         return load_diffusers(name, steps=steps, guidance=guidance, device=device, batch_size=batch_size)
-    raise TTScaleError(f"unknown generator {name!r}; choose one of {', '.join(LAB_GENERATORS)} or a .safetensors file")
+    raise TTScaleError(
+        f"unknown generator {name!r}; choose one of {', '.join(LAB_GENERATORS)}, a .safetensors file, "
+        "or a diffusers model (a folder with model_index.json, a cached hub id org/name, or diffusers:ID)"
+    )
 
 
 def load_verifier(name: str, *, device: str = "cpu") -> Verifier:
