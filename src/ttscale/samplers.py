@@ -9,11 +9,11 @@ stochastic sampler for flow models, whose ODE would keep resampled copies identi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from ttscale.generator import Schedule
+from ttscale.generator import Schedule, StepGenerator
 
 Denoise = Callable[[torch.Tensor, int], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None]  # (step, x after the step, x0_hat)
@@ -80,3 +80,13 @@ def ddpm_schedule(alphas_cumprod: torch.Tensor, steps: int) -> Schedule:
     return Schedule(
         t=torch.cat([ts, torch.zeros(1, dtype=torch.long)]).float(), alpha=alpha.float(), sigma=sigma.float()
     )
+
+
+def sample_images(gen: StepGenerator, prompt: str, seeds: Sequence[int], batch_size: int) -> torch.Tensor:
+    """A step-level generator's black-box `sample`: encode once, then sample and decode the seeds in batches."""
+    cond = gen.encode(prompt)
+    out = []
+    for start in range(0, len(seeds), batch_size):
+        x = sample(lambda x, i: gen.denoise(x, i, cond), gen.noise(seeds[start : start + batch_size]), gen.schedule())
+        out.append(gen.decode(x))
+    return torch.cat(out)

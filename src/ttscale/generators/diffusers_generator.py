@@ -18,7 +18,7 @@ from ttscale.errors import TTScaleError
 from ttscale.generator import Schedule
 from ttscale.generators.families import Cond, Family, call_default, family_for, require_family
 from ttscale.generators.schedules import diffusers_grid
-from ttscale.samplers import sample
+from ttscale.samplers import sample_images
 from ttscale.seeds import gaussian
 
 
@@ -136,13 +136,7 @@ class DiffusersGenerator:
         return self.steps * self.nfe_per_call
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
-        cond = self.encode(prompt)
-        out = []
-        for start in range(0, len(seeds), self.batch_size):
-            x = self.noise(seeds[start : start + self.batch_size])
-            x = sample(lambda x, i: self.denoise(x, i, cond), x, self._schedule)
-            out.append(self.decode(x))
-        return torch.cat(out)
+        return sample_images(self, prompt, seeds, self.batch_size)
 
 
 class DiffusersBlackBox:

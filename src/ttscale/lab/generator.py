@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ttscale.generator import Schedule
 from ttscale.lab.nets import FlowUNet, tokenize
 from ttscale.lab.weights import load_unet
-from ttscale.samplers import flow_schedule, sample
+from ttscale.samplers import flow_schedule, sample_images
 from ttscale.seeds import gaussian
 
 Cond = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -84,10 +84,4 @@ class LabGenerator:
         return self.steps * self.nfe_per_call
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
-        cond = self.encode(prompt)
-        out = []
-        for start in range(0, len(seeds), self.batch_size):
-            x = self.noise(seeds[start : start + self.batch_size])
-            x = sample(lambda x, i: self.denoise(x, i, cond), x, self._schedule)
-            out.append(self.decode(x))
-        return torch.cat(out)
+        return sample_images(self, prompt, seeds, self.batch_size)
