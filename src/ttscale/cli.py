@@ -95,10 +95,9 @@ def evaluate(
 ) -> None:
     """Judge every kept image; write results.jsonl and summary.json (per-task accuracy and overall)."""
     from ttscale.evaluation import evaluate_folder, get_evaluator
-    from ttscale.progress import get_mode
     from ttscale.tables import summary_table
 
-    summary = evaluate_folder(out, get_evaluator(evaluator), progress=get_mode() == "rich")
+    summary = evaluate_folder(out, get_evaluator(evaluator), progress=True)
     Console().print(summary_table(summary, title=str(out)))
 
 

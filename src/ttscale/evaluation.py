@@ -68,9 +68,11 @@ def evaluate_folder(out: Path, evaluator: Evaluator | None = None, *, progress: 
     rows = []
     iterator: Iterable[tuple[Path, dict[str, Any]]] = samples
     if progress:
-        from rich.progress import track
+        from rich.console import Console
 
-        iterator = track(samples, description="evaluating", transient=True)
+        from ttscale.progress import track  # follows --quiet / --log-format json
+
+        iterator = track(samples, "evaluating", Console(stderr=True))
     for path, metadata in iterator:
         verdict = evaluator.evaluate(load_image(path), metadata)
         rows.append(

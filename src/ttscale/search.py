@@ -105,3 +105,40 @@ class Search:
                     )
                 )
         return out
+
+    def finish(
+        self,
+        gen: StepGenerator,
+        x: torch.Tensor,
+        seeds: Sequence[int],
+        paths: Sequence[list[list[Any]]],
+        rounds: list[dict[str, Any]],
+        nfe_each: int,
+    ) -> SearchResult:
+        """Decode finished samples, score them, log the final round, and return them as the candidates."""
+        images = gen.decode(x)
+        ranking, metrics = self.score(images)
+        final = len(rounds)
+        rounds.append(
+            {
+                "round": final,
+                "step": gen.schedule().steps,
+                "pool": len(images),
+                "best": float(ranking.max()),
+                "nfe": self.meter.spent.nfe,
+                "verifier_calls": self.meter.spent.verifier_calls,
+            }
+        )
+        candidates = [
+            Candidate(
+                seed=seed,
+                image=images[j].cpu(),
+                scores={key: float(v[j]) for key, v in metrics.items()},
+                score=float(ranking[j]),
+                nfe=nfe_each,
+                round=final,
+                path=path,
+            )
+            for j, (seed, path) in enumerate(zip(seeds, paths, strict=True))
+        ]
+        return SearchResult(candidates, rounds)

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
 from ttscale.generator import StepGenerator, require_steps
 from ttscale.samplers import step
@@ -127,32 +126,7 @@ def particle_filter(
         noise = gaussian([search.seed(i * count + q, "sde") for q in range(count)], tuple(x.shape[1:]))
         x = step(x, x0, sched, i, eta=eta, noise=noise.to(x.device))
 
-    images = gen.decode(x)
-    ranking, metrics = search.score(images)
-    final = len(rounds)
-    rounds.append(
-        {
-            "round": final,
-            "step": steps,
-            "pool": count,
-            "best": float(ranking.max()),
-            "nfe": search.meter.spent.nfe,
-            "verifier_calls": search.meter.spent.verifier_calls,
-        }
-    )
-    candidates = [
-        Candidate(
-            seed=seeds[roots[q]],
-            image=images[q].cpu(),
-            scores={k: float(v[q]) for k, v in metrics.items()},
-            score=float(ranking[q]),
-            nfe=steps * per_call,
-            round=final,
-            path=paths[q],
-        )
-        for q in range(count)
-    ]
-    return SearchResult(candidates, rounds)
+    return search.finish(gen, x, [seeds[roots[q]] for q in range(count)], paths[:count], rounds, steps * per_call)
 
 
 def _denoise(gen: StepGenerator, x: torch.Tensor, i: int, cond: Any, batch_size: int) -> torch.Tensor:

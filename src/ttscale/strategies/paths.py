@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from ttscale.budget import Meter
-from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
 from ttscale.generator import StepGenerator, require_steps
 from ttscale.samplers import step
@@ -109,32 +108,7 @@ def search_over_paths(
         )
 
     x = search.denoise_steps(gen, x, cond, grid, steps)
-    images = gen.decode(x)
-    ranking, metrics = search.score(images)
-    final = len(rounds)
-    rounds.append(
-        {
-            "round": final,
-            "step": steps,
-            "pool": len(images),
-            "best": float(ranking.max()),
-            "nfe": search.meter.spent.nfe,
-            "verifier_calls": search.meter.spent.verifier_calls,
-        }
-    )
-    candidates = [
-        Candidate(
-            seed=seed,
-            image=images[j].cpu(),
-            scores={key: float(v[j]) for key, v in metrics.items()},
-            score=float(ranking[j]),
-            nfe=steps * per_call,
-            round=final,
-            path=path,
-        )
-        for j, (seed, path) in enumerate(zip(seeds, paths, strict=True))
-    ]
-    return SearchResult(candidates, rounds)
+    return search.finish(gen, x, seeds, paths, rounds, steps * per_call)
 
 
 def _branch_steps(steps: int) -> tuple[int, ...]:

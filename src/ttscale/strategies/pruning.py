@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
 from ttscale.loading import shared_verifier
@@ -78,29 +77,4 @@ def early_pruning(
 
     index = torch.tensor(chosen, device=x.device)
     x = search.denoise_steps(gen, step(x[index], x0[index], sched, look_at), cond, look_at + 1, steps)
-    images = gen.decode(x)
-    ranking, metrics = search.score(images)
-    final = len(rounds)
-    rounds.append(
-        {
-            "round": final,
-            "step": steps,
-            "pool": kept,
-            "best": float(ranking.max()),
-            "nfe": search.meter.spent.nfe,
-            "verifier_calls": search.meter.spent.verifier_calls,
-        }
-    )
-    candidates = [
-        Candidate(
-            seed=seeds[j],
-            image=images[r].cpu(),
-            scores={key: float(v[r]) for key, v in metrics.items()},
-            score=float(ranking[r]),
-            nfe=steps * per_call,
-            round=final,
-            path=paths[r],
-        )
-        for r, j in enumerate(chosen)
-    ]
-    return SearchResult(candidates, rounds)
+    return search.finish(gen, x, [seeds[j] for j in chosen], paths[: len(chosen)], rounds, steps * per_call)
