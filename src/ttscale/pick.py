@@ -10,10 +10,12 @@ import re
 from pathlib import Path
 
 import torch
+from rich.console import Console
 
 from ttscale.candidate import Candidate, rank_and_keep
 from ttscale.errors import TTScaleError
 from ttscale.folder import atomic_write_text, load_image, read_jsonl, save_png, write_jsonl
+from ttscale.progress import track
 from ttscale.verifier import Verifier, scores_for
 
 _DIGITS = re.compile(r"^\d+$")
@@ -24,7 +26,7 @@ def pick(out: Path, verifier: Verifier, k: int, metric: str | None = None, batch
     folders = sorted(p for p in out.iterdir() if p.is_dir() and _DIGITS.match(p.name)) if out.is_dir() else []
     if not folders:
         raise TTScaleError(f"{out} holds no prompt folders; give the output folder of `ttscale search`")
-    for folder in folders:
+    for folder in track(folders, f"re-picking with {verifier.name}", Console(stderr=True)):
         if not (folder / "candidates.jsonl").is_file():
             raise TTScaleError(f"{folder} has no candidates.jsonl: was it written by `ttscale search`?")
         records = read_jsonl(folder / "candidates.jsonl")

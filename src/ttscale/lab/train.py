@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.console import Console
 
 from ttscale.evaluation import summarize
 from ttscale.lab.data import render_dataset
@@ -36,6 +37,7 @@ from ttscale.lab.nets import (
 )
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.weights import save
+from ttscale.progress import track
 from ttscale.samplers import sample
 from ttscale.seeds import candidate_seed
 
@@ -142,7 +144,7 @@ def train_generator(run: GeneratorRun, out: Path, progress: Callable[[str], None
     _log(log, info)
     rows = []
     start = time.time()
-    for step in range(1, run.steps + 1):
+    for step in track(range(1, run.steps + 1), f"training lab-{run.size}", Console(stderr=True)):
         idx = torch.randint(0, len(metas), (run.batch,), device=device, generator=gen)
         x0 = data[idx].float() / 127.5 - 1
         t = torch.rand(run.batch, device=device, generator=gen)
@@ -286,7 +288,7 @@ def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> YesNoJu
     opt = torch.optim.AdamW([*net.parameters(), bias], lr=run.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 300))
     gen = torch.Generator(device=device).manual_seed(run.seed)
-    for step in range(1, run.steps + 1):
+    for step in track(range(1, run.steps + 1), f"training {kind}", Console(stderr=True)):
         idx = torch.randint(0, len(labels), (run.batch,), device=device, generator=gen)
         x, y = images[idx].float() / 255, labels[idx]
         if isinstance(net, YesNoJudge):
