@@ -138,14 +138,26 @@ def lab_train_verifiers(
     out: Annotated[
         Path, typer.Option(help="Folder for lab-visa.safetensors, lab-clip.safetensors and verifiers.json.")
     ],
-    steps: Annotated[int, typer.Option(help="Optimiser steps per verifier.")] = 6000,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Train only this verifier (repeatable): lab-visa or lab-clip.")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps per verifier.")] = 8000,
+    batch: Annotated[int, typer.Option(help="Pairs per step.")] = 1024,
     seed: Annotated[int, typer.Option(help="Seed of data, initialisation and batches.")] = 0,
     workers: Annotated[int, typer.Option(help="CPU processes for rendering and judging.")] = 8,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop a verifier's training after this long (checked every 1000 steps).")
+    ] = None,
 ) -> None:
     """Train lab-visa and lab-clip on rendered scenes and the shipped generators' samples, labelled by the evaluator."""
-    from ttscale.lab.train import VerifierRun, train_verifiers
+    from ttscale.lab.train import JUDGES, VerifierRun, train_verifiers
 
-    train_verifiers(VerifierRun(steps=steps, seed=seed, workers=workers), out)
+    kinds = tuple(only or JUDGES)
+    unknown = [k for k in kinds if k not in JUDGES]
+    if unknown:
+        raise TTScaleError(f"unknown lab verifier {unknown[0]!r}; choose from {', '.join(JUDGES)}")
+    run = VerifierRun(kinds=kinds, steps=steps, batch=batch, seed=seed, workers=workers, max_minutes=max_minutes)
+    train_verifiers(run, out)
 
 
 def main() -> None:

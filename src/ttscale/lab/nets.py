@@ -209,44 +209,65 @@ class FlowUNet(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """A small CNN: 32x32 image -> feature vector (the judges' eyes)."""
+    """A small CNN: 32x32 image -> a grid x grid token grid (the judges' eyes).
 
-    def __init__(self, base: int, out_dim: int):
+    Positions are optional because cross-attention is blind to where a token sits: without them a judge
+    can only guess "left of" from padding effects.
+    """
+
+    def __init__(self, base: int, out_dim: int, grid: int = 4, positions: bool = False):
         super().__init__()
+        if grid not in (4, 8):
+            raise ValueError(f"grid must be 4 or 8, not {grid}")
         chans = [3, base, 2 * base, 4 * base]
+        pools = 3 if grid == 4 else 2
         layers: list[nn.Module] = []
-        for cin, cout in itertools.pairwise(chans):
+        for stage, (cin, cout) in enumerate(itertools.pairwise(chans)):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
-            layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(), nn.AvgPool2d(2)]
+            layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]
+            if stage < pools:
+                layers.append(nn.AvgPool2d(2))
         self.features = nn.Sequential(*layers)
         self.proj = nn.Linear(4 * base, out_dim)
+        self.pos = nn.Parameter(torch.randn(grid * grid, out_dim) * 0.02) if positions else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features as a token grid (B, 16, D) for cross-attention, from images in [0, 1]."""
+        """Features as tokens (B, grid*grid, D) for cross-attention, from images in [0, 1]."""
         h = self.features(images * 2 - 1)
-        return self.proj(h.flatten(2).transpose(1, 2))
+        tokens = self.proj(h.flatten(2).transpose(1, 2))
+        return tokens if self.pos is None else tokens + self.pos
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
+    """A judge's shape. The defaults are the plain judge; `grid`, `positions` and `fusion_layers` add sight."""
+
     base: int = 32
     dim: int = 128
     text_layers: int = 2
+    grid: int = 4  # image tokens per side
+    positions: bool = False  # 2D position embeddings on the image tokens
+    fusion_layers: int = 0  # joint self-attention over image and prompt tokens after the cross-attention
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
 class YesNoJudge(nn.Module):
-    """lab-visa: reads the prompt, looks at the image through cross-attention, answers a 'yes' logit."""
+    """lab-visa: reads the prompt, looks at the image through cross-attention, answers a 'yes' logit.
+
+    With `fusion_layers`, image and prompt tokens then attend to each other jointly, as in a VLM, so
+    the judge can relate two attended regions (which object is left of which, which colour sits on which shape).
+    """
 
     def __init__(self, cfg: JudgeConfig):
         super().__init__()
         self.cfg = cfg
-        self.image = ImageEncoder(cfg.base, cfg.dim)
+        self.image = ImageEncoder(cfg.base, cfg.dim, cfg.grid, cfg.positions)
         self.text = TextEncoder(cfg.dim, cfg.text_layers)
         self.look = nn.ModuleList([Attention(cfg.dim, 4) for _ in range(2)])
         self.norms = nn.ModuleList([nn.LayerNorm(cfg.dim) for _ in range(2)])
+        self.fusion = nn.ModuleList(TransformerBlock(cfg.dim, 4) for _ in range(cfg.fusion_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.dim), _mlp(cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -254,6 +275,12 @@ class YesNoJudge(nn.Module):
         tokens, _, mask = self.text(ids)
         for norm, attn in zip(self.norms, self.look, strict=True):
             tokens = tokens + attn(norm(tokens), grid)
+        if self.fusion:
+            joint = torch.cat([grid, tokens], 1)
+            joint_mask = torch.cat([torch.ones_like(grid[..., 0], dtype=torch.bool), mask], 1)
+            for block in self.fusion:
+                joint = block(joint, joint_mask)
+            tokens = joint[:, grid.shape[1] :]
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return self.head(pooled).squeeze(-1)
 
@@ -264,8 +291,8 @@ class DualEncoder(nn.Module):
     def __init__(self, cfg: JudgeConfig):
         super().__init__()
         self.cfg = cfg
-        self.image = ImageEncoder(cfg.base, cfg.dim)
-        self.image_head = nn.Sequential(nn.Flatten(), nn.Linear(16 * cfg.dim, cfg.dim))
+        self.image = ImageEncoder(cfg.base, cfg.dim, cfg.grid, cfg.positions)
+        self.image_head = nn.Sequential(nn.Flatten(), nn.Linear(cfg.grid**2 * cfg.dim, cfg.dim))
         self.text = TextEncoder(cfg.dim, cfg.text_layers)
         self.text_head = nn.Linear(cfg.dim, cfg.dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))

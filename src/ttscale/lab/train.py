@@ -201,19 +201,29 @@ def _word_edits(prompts: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, A
     return out
 
 
+# The judges' shapes. lab-visa sees an 8x8 token grid with positions and relates regions jointly, as a VLM
+# does; lab-clip stays a plain dual encoder (its image head already sees positions through its flattening).
+JUDGES: dict[str, JudgeConfig] = {
+    "lab-visa": JudgeConfig(grid=8, positions=True, fusion_layers=2),
+    "lab-clip": JudgeConfig(),
+}
+
+
 @dataclass
 class VerifierRun:
+    kinds: tuple[str, ...] = ("lab-visa", "lab-clip")
     generators: tuple[str, ...] = ("lab-small", "lab-large")
     rendered: int = 120_000
-    generated: int = 40_000  # per generator
-    steps: int = 6000
-    batch: int = 512
+    generated: int = 60_000  # per generator
+    steps: int = 8000
+    batch: int = 1024
     lr: float = 3e-4
     seed: int = 0
     eval_seeds: int = 4
     guidance: float = 3.0
     sample_steps: int = 20
     workers: int = 8
+    max_minutes: float | None = None  # per verifier; stops early (and says so) on a slow machine
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -233,7 +243,9 @@ def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> 
     rng = np.random.default_rng(run.seed)
     train = prompt_suite("train")
     edits = _word_edits(train)
+    t0 = time.time()
     images, metas = render_dataset(run.rendered, run.seed + 1, "train", workers=run.workers)
+    progress(f"rendered {run.rendered} scenes in {time.time() - t0:.0f}s")
     # Half the rendered pairs keep their prompt; the other half get a near-miss prompt.
     swap = rng.random(len(metas)) < 0.5
     paired = [
@@ -250,8 +262,9 @@ def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> 
         all_metas.extend(picks)
         progress(f"sampled {run.generated} images from {name} in {time.time() - t0:.0f}s")
     imgs = np.concatenate(all_images)
+    t0 = time.time()
     labels = judge_all(imgs, all_metas, run.workers)
-    progress(f"labelled {len(labels)} pairs: {labels.mean():.2f} positive")
+    progress(f"labelled {len(labels)} pairs in {time.time() - t0:.0f}s: {labels.mean():.2f} positive")
     return {"images": imgs, "metas": all_metas, "labels": labels}
 
 
@@ -275,12 +288,15 @@ def verifier_eval_data(run: VerifierRun) -> dict[str, dict[str, Any]]:
     return out
 
 
-def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> YesNoJudge | DualEncoder:
-    """lab-visa: BCE on the yes-logit. lab-clip: InfoNCE on matching pairs plus a sigmoid loss on all pairs."""
+def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> tuple[YesNoJudge | DualEncoder, int]:
+    """lab-visa: BCE on the yes-logit. lab-clip: InfoNCE on matching pairs plus a sigmoid loss on all pairs.
+
+    Returns the net and the number of steps it took (fewer than `run.steps` only under `run.max_minutes`).
+    The judge's shape comes from JUDGES.
+    """
     device = default_device()
     torch.manual_seed(run.seed)
-    cfg = JudgeConfig()
-    net: YesNoJudge | DualEncoder = (YesNoJudge if kind == "lab-visa" else DualEncoder)(cfg).to(device)
+    net: YesNoJudge | DualEncoder = (YesNoJudge if kind == "lab-visa" else DualEncoder)(JUDGES[kind]).to(device)
     bias = torch.zeros((), device=device, requires_grad=True)
     images = torch.from_numpy(data["images"]).to(device).permute(0, 3, 1, 2).contiguous()
     ids = tokenize([m["prompt"] for m in data["metas"]]).to(device)
@@ -288,6 +304,7 @@ def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> YesNoJu
     opt = torch.optim.AdamW([*net.parameters(), bias], lr=run.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 300))
     gen = torch.Generator(device=device).manual_seed(run.seed)
+    start, step = time.time(), 0
     for step in track(range(1, run.steps + 1), f"training {kind}", Console(stderr=True)):
         idx = torch.randint(0, len(labels), (run.batch,), device=device, generator=gen)
         x, y = images[idx].float() / 255, labels[idx]
@@ -307,8 +324,11 @@ def train_verifier(kind: str, data: dict[str, Any], run: VerifierRun) -> YesNoJu
         opt.step()
         sched.step()
         if step % 1000 == 0:
-            print(json.dumps({"verifier": kind, "step": step, "loss": float(loss)}), flush=True)
-    return net.eval().requires_grad_(False)
+            print(json.dumps({"verifier": kind, "step": step, "loss": float(loss.detach())}), flush=True)
+        if run.max_minutes is not None and time.time() - start > 60 * run.max_minutes:
+            print(json.dumps({"verifier": kind, "stopped_at": step, "reason": "max_minutes"}), flush=True)
+            break
+    return net.eval().requires_grad_(False), step
 
 
 @torch.no_grad()
@@ -323,21 +343,33 @@ def verifier_auc(net: YesNoJudge | DualEncoder, data: dict[str, Any]) -> float:
 
 
 def train_verifiers(run: VerifierRun, out: Path, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train lab-visa and lab-clip; save them to `out` with their held-out ROC-AUC in the header."""
+    """Train the verifiers in `run.kinds`; save them to `out` with their held-out ROC-AUC in the header.
+
+    `out/verifiers.json` keeps one entry per verifier, so retraining one leaves the other's record in place.
+    """
     data = verifier_data(run, progress)
     held = verifier_eval_data(run)
-    report: dict[str, Any] = {
-        "train_pairs": len(data["labels"]),
-        "train_positive": float(data["labels"].mean()),
-        "eval_images": {k: len(v["labels"]) for k, v in held.items()},
-        "eval_positive": {k: float(v["labels"].mean()) for k, v in held.items()},
-    }
-    for kind in ("lab-visa", "lab-clip"):
+    record = out / "verifiers.json"
+    report: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else {}
+    for kind in run.kinds:
         t0 = time.time()
-        net = train_verifier(kind, data, run)
+        net, steps = train_verifier(kind, data, run)
         aucs = {split: verifier_auc(net, d) for split, d in held.items()}
-        report[kind] = {"auc": aucs, "parameters": count_parameters(net), "minutes": (time.time() - t0) / 60}
-        save(net, out / f"{kind}.safetensors", kind, JudgeConfig().to_dict(), {"run": run.__dict__, "auc": aucs})
+        report[kind] = {
+            "auc": aucs,
+            "parameters": count_parameters(net),
+            "config": JUDGES[kind].to_dict(),
+            "steps": steps,
+            "batch": run.batch,
+            "minutes": (time.time() - t0) / 60,
+            "train_pairs": len(data["labels"]),
+            "train_positive": float(data["labels"].mean()),
+            "eval_images": {k: len(v["labels"]) for k, v in held.items()},
+            "eval_positive": {k: float(v["labels"].mean()) for k, v in held.items()},
+        }
+        info = {"run": {**run.__dict__, "steps": steps}, "auc": aucs}
+        save(net, out / f"{kind}.safetensors", kind, JUDGES[kind].to_dict(), info)
         progress(json.dumps({kind: report[kind]}))
-    (out / "verifiers.json").write_text(json.dumps(report, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(report, indent=2))
     return report

@@ -1,0 +1,63 @@
+"""`ttscale lab train-verifiers` end to end at toy size: data, training, held-out AUC, saved weights and records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ttscale.lab import train
+from ttscale.lab.nets import JudgeConfig
+from ttscale.lab.verifiers import LabVerifier
+from ttscale.lab.weights import header
+
+TINY = {
+    "lab-visa": JudgeConfig(base=8, dim=16, text_layers=1, grid=8, positions=True, fusion_layers=1),
+    "lab-clip": JudgeConfig(base=8, dim=16, text_layers=1),
+}
+
+
+def _run(generator: Path | str, **kwargs: object) -> train.VerifierRun:
+    base: dict[str, object] = {
+        "kinds": ("lab-visa",),
+        "generators": (str(generator),),
+        "rendered": 256,
+        "generated": 64,
+        "steps": 3,
+        "batch": 16,
+        "eval_seeds": 1,
+        "sample_steps": 1,
+        "workers": 1,
+    }
+    return train.VerifierRun(**(base | kwargs))  # type: ignore[arg-type]
+
+
+def test_retraining_one_verifier_keeps_the_others_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train, "JUDGES", TINY)
+    (tmp_path / "verifiers.json").write_text(json.dumps({"lab-clip": {"auc": {"test": 0.5}}}))
+    # The shipped small generator at 4 steps draws some correct scenes, so both AUCs are defined.
+    run = _run("lab-small", sample_steps=4)
+    report = train.train_verifiers(run, tmp_path, progress=lambda _: None)
+
+    assert json.loads((tmp_path / "verifiers.json").read_text()) == report
+    assert report["lab-clip"] == {"auc": {"test": 0.5}}
+    visa = report["lab-visa"]
+    assert visa["steps"] == 3 and visa["config"] == TINY["lab-visa"].to_dict()
+    assert visa["train_pairs"] == 256 + 64
+    assert set(visa["auc"]) == {"test", "heldout"} and all(0.0 <= a <= 1.0 for a in visa["auc"].values())
+    head = header(tmp_path / "lab-visa.safetensors")
+    assert head["config"] == TINY["lab-visa"].to_dict() and head["info"]["run"]["steps"] == 3
+    verifier = LabVerifier.from_pretrained(str(tmp_path / "lab-visa.safetensors"))
+    assert verifier.net.image.pos is not None and verifier.net.image.pos.shape == (64, 16)
+
+
+def test_max_minutes_stops_training_early_and_says_so(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train, "JUDGES", TINY)
+    report = train.train_verifiers(
+        _run(tiny_models["generator"], kinds=("lab-clip",), steps=50, max_minutes=0.0), tmp_path, progress=str
+    )
+    assert report["lab-clip"]["steps"] == 1
+    assert header(tmp_path / "lab-clip.safetensors")["info"]["run"]["steps"] == 1
