@@ -17,6 +17,6 @@ if [[ $STAGE == train || $STAGE == all ]]; then
 fi
 if [[ $STAGE == acceptance || $STAGE == all ]]; then
   if [[ -f /tmp/w/lab-visa.safetensors ]]; then cp /tmp/w/lab-visa.safetensors /tmp/w/verifiers.json "$W/"; fi
-  python3 benchmarks/lab_acceptance.py --out /tmp/acc --workers 14 2>&1 | tee "$OUT/acceptance.log"
+  python3 benchmarks/lab_acceptance.py --out /tmp/acc --workers 14 ${ACC_ARGS:-} 2>&1 | tee "$OUT/acceptance.log"
   tar cf "$OUT/acc.tar" -C /tmp acc
 fi

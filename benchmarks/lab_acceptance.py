@@ -58,16 +58,23 @@ def main() -> None:
     ap.add_argument("--base-seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument(
+        "--verifiers",
+        default="lab-visa,lab-clip",
+        help="comma-separated NAME or NAME=PATH.safetensors (e.g. an earlier lab-visa to compare against)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = default_device()
     gens = {
         name: LabGenerator.from_pretrained(name, steps=args.steps, device=device) for name in ("lab-small", "lab-large")
     }
-    verifiers = {name: LabVerifier.from_pretrained(name, device=device) for name in ("lab-visa", "lab-clip")}
+    named = [item.partition("=") for item in args.verifiers.split(",")]
+    verifiers = {name: LabVerifier.from_pretrained(path or name, device=device) for name, _, path in named}
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "steps": args.steps,
+        "verifiers": list(verifiers),
     }
     report["base"] = {
         f"{g}/{split}": evaluate_generator(gen, split, args.base_seeds, run_seed=777, workers=args.workers)
@@ -117,7 +124,7 @@ def print_table(report: dict[str, Any]) -> None:
     print("\nmodel       split    verifier  N   NFEs/prompt  GFLOP/prompt  GPU s/prompt  overall  oracle")
     for key in ("lab-small/test", "lab-small/heldout", "lab-large/test", "lab-large/heldout"):
         e = report[key]
-        for v in ("lab-visa", "lab-clip"):
+        for v in report["verifiers"]:
             for row in e[v]["curve"]:
                 n = row["n"]
                 gflop = n * (e["flops_per_sample"] + e[v]["flops_per_image"]) / 1e9
