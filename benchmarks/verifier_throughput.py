@@ -198,7 +198,13 @@ def make_qwen_judge(device: str, smoke: bool) -> Any:
         "<|vision_start|> <|image_pad|> <|vision_end|> {% else %}{{ c['text'] }} {% endif %}{% endfor %}<|im_end|> "
         "{% endfor %}{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
     )
-    proc = Qwen2VLProcessor(image_processor=images, tokenizer=tok, chat_template=chat)
+    try:  # transformers 5.x requires a video processor even for image-only use
+        from transformers import Qwen2VLVideoProcessor
+
+        video: Any = Qwen2VLVideoProcessor()
+    except ImportError:
+        video = None
+    proc = Qwen2VLProcessor(image_processor=images, tokenizer=tok, video_processor=video, chat_template=chat)
     return YesNoJudge(model, proc, "qwen2-vl-2b yes/no (random)", device=device, batch_size=32)
 
 
