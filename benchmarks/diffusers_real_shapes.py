@@ -1,17 +1,31 @@
 """Real-shape diffusers pipelines through ttscale on a GPU: one best-of-4 search per family, next to diffusers.
 
-SANA-600M at 512 px (Gemma-2-2B, DC-AE f32c32, 20 steps, CFG 4.5) and FLUX.1-dev at 1024 px (T5-XXL + CLIP-L,
-28 steps, distilled guidance 3.5) are built from their configs with random weights in bf16 (no download),
-so the figures are the architectures' compute and memory, not image quality. For each family it reports
-seconds per candidate and peak GPU memory of (a) ttscale's step-level best-of-4 search (runner, strategy,
-lab verifier with random weights, folder output) and (b) diffusers' own batched call
-`pipe(num_images_per_prompt=4, generator=[...])`, the baseline in shared/ANCHORS.md.
+Every family ttscale's DiffusersGenerator runs step-level, at its released architecture and resolution,
+built from its config with random weights in bf16 directly on the GPU (no download), so the figures are
+the architectures' compute and memory, not image quality (FAMILIES below, cheapest first):
+    sd15          SD1.5 U-Net (0.86B) + CLIP-L, 512 px, DDIM 50 steps, CFG 7.5
+    sana-600m     SANA-600M + Gemma-2-2B, DC-AE f32c32, 512 px, 20 steps, CFG 4.5
+    pixart-sigma  PixArt-Sigma XL/2 (0.61B) + T5-XXL, 1024 px, DPM-Solver grid, 20 steps, CFG 4.5
+    sdxl          SDXL base U-Net (2.57B) + CLIP-L + CLIP-bigG, 1024 px, Euler 30 steps, CFG 5.0
+    sd3-medium    SD3-medium MMDiT (2.03B) + CLIP-L + CLIP-bigG + T5-XXL, 1024 px, 28 steps, CFG 7.0
+    flux-schnell  FLUX.1-schnell (11.9B) + CLIP-L + T5-XXL, 1024 px, 4 steps, no guidance
+    flux-dev      FLUX.1-dev (11.9B) + CLIP-L + T5-XXL, 1024 px, 28 steps, distilled guidance 3.5
+For each family it reports seconds per candidate and peak GPU memory of (a) ttscale's step-level
+best-of-4 search (runner, strategy, lab verifier with random weights, folder output) and (b) diffusers'
+own batched call `pipe(num_images_per_prompt=4, generator=[...])`, the baseline in shared/ANCHORS.md.
+One JSON line per family; a family that fails prints {"family": ..., "error": ...} and the rest go on.
 
-Run on the lent GPU machine (diffusers is not installed there; carry its wheel and importlib_metadata's):
+`--check-shapes` needs no GPU: it builds every pipeline on the meta device (no memory, no weights),
+prints each component's parameter count and compares denoisers and text encoders with the released
+checkpoints' (REFERENCE_B), exiting 1 on a mismatch.
+
+Run on the lent GPU machine (torch 2.11, transformers 5.17; diffusers is not installed there, so carry
+its wheel and importlib_metadata's and zipp's in the git-ignored .whl/):
     here:   .venv/bin/pip download --no-deps -d .whl diffusers==0.42.1 importlib_metadata zipp
     device: python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/diffusers-*.whl \
                 .whl/importlib_metadata-*.whl .whl/zipp-*.whl && \
             PYTHONPATH=/tmp/site:$PWD/src python3 benchmarks/diffusers_real_shapes.py --out "$OUT"
+    (with carry=[".whl"]; --families sd15,sdxl for a subset)
 """
 
 from __future__ import annotations
@@ -23,7 +37,9 @@ import json
 import os
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +71,105 @@ def word_tokenizer(max_length: int) -> Any:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>", model_max_length=max_length
+    )
+
+
+# Text encoders and VAEs shared between families (call them inside `built_on`).
+
+
+def t5_xxl() -> Any:
+    """T5-v1.1-XXL's encoder (4.76B): FLUX, SD3 and PixArt's long-prompt encoder."""
+    import transformers
+
+    config = transformers.T5Config(
+        vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"
+    )
+    return transformers.T5EncoderModel(config)
+
+
+def clip_l(projection: bool = False) -> Any:
+    """OpenAI CLIP ViT-L/14's text tower (0.12B); with its projection for SD3's pooled embedding."""
+    import transformers
+
+    config = transformers.CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+        projection_dim=768,
+        hidden_act="quick_gelu",
+        eos_token_id=2,  # the word tokenizer's </s>
+    )
+    return transformers.CLIPTextModelWithProjection(config) if projection else transformers.CLIPTextModel(config)
+
+
+def clip_bigg() -> Any:
+    """OpenCLIP ViT-bigG/14's text tower with its projection (0.69B): SDXL and SD3's second encoder."""
+    import transformers
+
+    config = transformers.CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=1280,
+        intermediate_size=5120,
+        num_hidden_layers=32,
+        num_attention_heads=20,
+        max_position_embeddings=77,
+        projection_dim=1280,
+        hidden_act="gelu",
+        eos_token_id=2,
+    )
+    return transformers.CLIPTextModelWithProjection(config)
+
+
+def kl_vae(latent_channels: int, scaling_factor: float, shift_factor: float | None = None) -> Any:
+    """The SD-lineage AutoencoderKL (f8): 4 latent channels with quant convs (SD, SDXL, PixArt), 16 without (FLUX, SD3)."""
+    import diffusers
+
+    quant = latent_channels == 4
+    return diffusers.AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=latent_channels,
+        use_quant_conv=quant,
+        use_post_quant_conv=quant,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+    )
+
+
+# SD1.x / SDXL's training noise schedule, as their scheduler configs have it
+SD_BETAS: dict[str, Any] = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+}
+
+
+def sd15(device: str) -> Any:
+    import diffusers
+
+    with built_on(device, torch.bfloat16):
+        # UNet2DConditionModel's defaults are SD1.x's blocks (320, 640, 1280, 1280), 8 heads, 2 layers per block
+        unet = diffusers.UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+        text_encoder = clip_l()
+        vae = kl_vae(4, scaling_factor=0.18215)
+    # SD1.5 ships PNDM, which ttscale's step-level path runs on DDIM's grid and diffusers with one extra
+    # call (51 for 50 steps): DDIM on the same config makes both paths do the same 50 NFEs.
+    scheduler = diffusers.DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False)
+    return diffusers.StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=word_tokenizer(77),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 
@@ -113,55 +228,116 @@ def sana_600m(device: str) -> Any:
     )
 
 
-def flux_dev(device: str) -> Any:
+def pixart_sigma(device: str) -> Any:
     import diffusers
-    import transformers
 
     with built_on(device, torch.bfloat16):
-        transformer = diffusers.FluxTransformer2DModel(guidance_embeds=True)  # the defaults are FLUX.1-dev's
-        t5 = transformers.T5EncoderModel(
-            transformers.T5Config(
-                vocab_size=32128,
-                d_model=4096,
-                d_kv=64,
-                d_ff=10240,
-                num_layers=24,
-                num_heads=64,
-                feed_forward_proj="gated-gelu",
-            )
+        transformer = diffusers.PixArtTransformer2DModel(  # PixArt-Sigma-XL-2-1024-MS
+            num_attention_heads=16,
+            attention_head_dim=72,
+            num_layers=28,
+            cross_attention_dim=1152,
+            caption_channels=4096,
+            sample_size=128,
+            patch_size=2,
+            in_channels=4,
+            out_channels=8,
+            norm_type="ada_norm_single",
+            use_additional_conditions=False,
         )
-        clip = transformers.CLIPTextModel(
-            transformers.CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                max_position_embeddings=77,
-                projection_dim=768,
-                hidden_act="quick_gelu",
-                eos_token_id=2,
-            )
-        )
-        vae = diffusers.AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            latent_channels=16,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-            scaling_factor=0.3611,
-            shift_factor=0.1159,
-        )
-    scheduler = diffusers.FlowMatchEulerDiscreteScheduler(
-        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15
+        text_encoder = t5_xxl()
+        vae = kl_vae(4, scaling_factor=0.13025)  # PixArt-Sigma decodes with SDXL's VAE
+    # DPM-Solver++ (order 2) over DiT's linear betas (0.0001 to 0.02): the scheduler's defaults
+    scheduler = diffusers.DPMSolverMultistepScheduler()
+    return diffusers.PixArtSigmaPipeline(
+        tokenizer=word_tokenizer(512), text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
     )
+
+
+def sdxl(device: str) -> Any:
+    import diffusers
+
+    with built_on(device, torch.bfloat16):
+        unet = diffusers.UNet2DConditionModel(  # SDXL base 1.0
+            sample_size=128,
+            block_out_channels=(320, 640, 1280),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            layers_per_block=2,
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),  # diffusers' legacy name: these are head counts
+            cross_attention_dim=2048,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,  # 6 size/crop ids x 256 + bigG's 1280 pooled
+        )
+        text_encoder, text_encoder_2 = clip_l(), clip_bigg()
+        vae = kl_vae(4, scaling_factor=0.13025)
+    scheduler = diffusers.EulerDiscreteScheduler(**SD_BETAS, timestep_spacing="leading")
+    return diffusers.StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=word_tokenizer(77),
+        tokenizer_2=word_tokenizer(77),
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
+    )
+
+
+def sd3_medium(device: str) -> Any:
+    import diffusers
+
+    with built_on(device, torch.bfloat16):
+        transformer = diffusers.SD3Transformer2DModel(
+            sample_size=128,
+            patch_size=2,
+            in_channels=16,
+            out_channels=16,
+            num_layers=24,
+            attention_head_dim=64,
+            num_attention_heads=24,
+            joint_attention_dim=4096,
+            caption_projection_dim=1536,
+            pooled_projection_dim=2048,
+            pos_embed_max_size=192,
+        )
+        text_encoder, text_encoder_2, text_encoder_3 = clip_l(projection=True), clip_bigg(), t5_xxl()
+        vae = kl_vae(16, scaling_factor=1.5305, shift_factor=0.0609)
+    return diffusers.StableDiffusion3Pipeline(
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
+        text_encoder=text_encoder,
+        tokenizer=word_tokenizer(77),
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=word_tokenizer(77),
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=word_tokenizer(512),
+        transformer=transformer,
+        vae=vae,
+    )
+
+
+def flux(device: str, *, dev: bool) -> Any:
+    """FLUX.1-dev (guidance-distilled, resolution-dependent shift) or FLUX.1-schnell (timestep-distilled)."""
+    import diffusers
+
+    with built_on(device, torch.bfloat16):
+        transformer = diffusers.FluxTransformer2DModel(guidance_embeds=dev)  # the defaults are FLUX.1's shape
+        text_encoder, text_encoder_2 = clip_l(), t5_xxl()
+        vae = kl_vae(16, scaling_factor=0.3611, shift_factor=0.1159)
+    if dev:
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler(
+            shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15
+        )
+    else:
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
     return diffusers.FluxPipeline(
         scheduler=scheduler,
-        text_encoder=clip,
+        text_encoder=text_encoder,
         tokenizer=word_tokenizer(77),
-        text_encoder_2=t5,
+        text_encoder_2=text_encoder_2,
         tokenizer_2=word_tokenizer(512),
         transformer=transformer,
         vae=vae,
@@ -169,10 +345,76 @@ def flux_dev(device: str) -> Any:
 
 
 FAMILIES: dict[str, tuple[Callable[[str], Any], int, int, float]] = {
-    # name: (builder, resolution, steps, guidance) as in ANCHORS.md
+    # name: (builder, resolution, steps, guidance) as in ANCHORS.md / the model cards; cheapest first
+    "sd15": (sd15, 512, 50, 7.5),
     "sana-600m": (sana_600m, 512, 20, 4.5),
-    "flux-dev": (flux_dev, 1024, 28, 3.5),
+    "pixart-sigma": (pixart_sigma, 1024, 20, 4.5),
+    "sdxl": (sdxl, 1024, 30, 5.0),
+    "sd3-medium": (sd3_medium, 1024, 28, 7.0),
+    "flux-schnell": (partial(flux, dev=False), 1024, 4, 0.0),
+    "flux-dev": (partial(flux, dev=True), 1024, 28, 3.5),
 }
+
+# Released checkpoints' parameter counts in billions (model cards / their safetensors), keyed by `shape_key`.
+REFERENCE_B: dict[str, float] = {
+    "UNet2DConditionModel(768)": 0.86,  # SD1.5
+    "UNet2DConditionModel(2048)": 2.57,  # SDXL base
+    "PixArtTransformer2DModel(1152)": 0.61,  # PixArt-Sigma XL/2
+    "SD3Transformer2DModel(1536)": 2.03,  # SD3-medium
+    "FluxTransformer2DModel(4096)": 11.9,  # FLUX.1 dev and schnell
+    "T5EncoderModel(4096)": 4.76,  # T5-v1.1-XXL encoder
+    "CLIPTextModel(768)": 0.123,  # CLIP-L
+    "CLIPTextModelWithProjection(768)": 0.124,  # CLIP-L with its projection
+    "CLIPTextModelWithProjection(1280)": 0.695,  # OpenCLIP bigG
+    "SanaTransformer2DModel(1152)": 0.59,  # SANA-600M
+    "Gemma2Model(2304)": 2.61,  # Gemma-2-2B without its (tied) LM head
+    "AutoencoderKL": 0.084,  # SD / SDXL's VAE and FLUX / SD3's 16-channel one alike
+}
+# relative, as the references are rounded: catches a wrong width, head layout or block type, but not
+# always one layer too few (one of FLUX's 57 blocks or of SDXL's 10-deep stacks is ~1%)
+TOLERANCE = 0.02
+
+
+def shape_key(module: torch.nn.Module) -> str:
+    """The module's class and width, which tell apart e.g. SD1.5's U-Net from SDXL's and CLIP-L from bigG."""
+    config = getattr(module, "config", None)
+    width = None
+    for name in ("caption_projection_dim", "cross_attention_dim", "joint_attention_dim", "d_model", "hidden_size"):
+        width = getattr(config, name, None) if config is not None else None
+        if width is not None:
+            break
+    return type(module).__name__ if width is None else f"{type(module).__name__}({width})"
+
+
+def check_shapes(names: list[str]) -> bool:
+    """Build each family's pipeline on the meta device and compare parameter counts; True if all match."""
+    ok = True
+    for name in names:
+        try:
+            pipe = FAMILIES[name][0]("meta")
+        except Exception as e:  # one bad config must not hide the others
+            print(json.dumps({"family": name, "error": f"{type(e).__name__}: {e}"}), flush=True)
+            ok = False
+            continue
+        components: dict[str, Any] = {}
+        for part, module in pipe.components.items():
+            if not isinstance(module, torch.nn.Module):
+                continue
+            key = shape_key(module)
+            params = sum(p.numel() for p in module.parameters())
+            entry: dict[str, Any] = {"module": key, "params_b": round(params / 1e9, 3)}
+            if key in REFERENCE_B:
+                entry["reference_b"] = REFERENCE_B[key]
+                entry["match"] = abs(params / 1e9 / REFERENCE_B[key] - 1) <= TOLERANCE
+                ok = ok and entry["match"]
+            stray = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.device.type != "meta"]
+            if stray:  # would be made on the CPU instead of the GPU by `built_on`
+                entry["not_on_device"] = stray
+                ok = False
+            components[part] = entry
+        print(json.dumps({"family": name, "pipeline": type(pipe).__name__, "components": components}), flush=True)
+        del pipe
+    return ok
 
 
 def gb(nbytes: int) -> float:
@@ -189,7 +431,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
 
     build, side, steps, guidance = FAMILIES[name]
     t0 = time.perf_counter()
-    pipe = build(device)
+    pipe = build(device).to(device)  # a no-op unless some buffer was made off the device
     pipe.set_progress_bar_config(disable=True)
     built_s = time.perf_counter() - t0
     gen = DiffusersGenerator(pipe, steps=steps, guidance=guidance, height=side, width=side, batch_size=n)
@@ -209,6 +451,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
 
     generators = [torch.Generator().manual_seed(s) for s in range(n)]
     call = {"num_inference_steps": steps, "guidance_scale": guidance, "height": side, "width": side}
+    call |= gen.family.call_kwargs  # e.g. no resolution binning: the same size as ttscale's path
     pipe(PROMPT, num_images_per_prompt=n, generator=generators, output_type="pt", **call)  # warm-up
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -234,10 +477,13 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
         "diffusers_peak_gb": gb(diffusers_peak),
         "build_s": round(built_s, 1),
     }
-    del pipe, gen, verifier
+    return result
+
+
+def free() -> None:
+    """Give the last family's pipeline back to the GPU before the next is built (FLUX alone is ~35 GB)."""
     gc.collect()
     torch.cuda.empty_cache()
-    return result
 
 
 def main() -> None:
@@ -245,14 +491,30 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated subset of {list(FAMILIES)}")
     parser.add_argument("--n", type=int, default=4, help="candidates per prompt (best-of-n) and diffusers' batch")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
+    parser.add_argument(
+        "--check-shapes",
+        action="store_true",
+        help="no GPU: build the pipelines on the meta device and compare parameter counts with the released models",
+    )
     args = parser.parse_args()
+    names = args.families.split(",")
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+    if args.check_shapes:
+        raise SystemExit(0 if check_shapes(names) else 1)
     if not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU")
     torch.backends.cuda.matmul.allow_tf32 = True
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
-    for name in args.families.split(","):
-        result = bench(name, args.n, "cuda")
+    for name in names:
+        try:
+            result = bench(name, args.n, "cuda")
+        except Exception as e:  # one bad config or an OOM must not lose the other families
+            traceback.print_exc()
+            result = {"family": name, "error": f"{type(e).__name__}: {e}"}
+        free()
         print(json.dumps(result), flush=True)
         results.append(result)
     record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
