@@ -2,6 +2,7 @@
 
 - `clip`: CLIPScore, PickScore and SigLIP (transformers)
 - `aesthetic`: the LAION aesthetic predictor (a head on CLIP ViT-L/14)
+- `image_reward`: ImageReward (BLIP), its official checkpoint renamed onto transformers' BLIP classes
 - `vlm`: a VLM's probability of answering "yes" to "does this image match …?"
 - `api`: Gemini and OpenAI-compatible judges with tt-scale-flux's rubric
 - `tournament`: pairwise knock-out / round-robin selection (SANA-1.5)
