@@ -16,10 +16,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import BertTokenizerFast
+from transformers import (
+    BertTokenizerFast,
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    PreTrainedTokenizerFast,
+)
 
 from ttscale.errors import TTScaleError
+from ttscale.generator import to_uint8
 from ttscale.loading import load_verifier
+from ttscale.verifiers import hps
 from ttscale.verifiers import image_reward as ir
 
 WORDS = ["a", "photo", "of", "red", "green", "blue", "circle", "square", "cat", "dog", "left", "right", "##s"]
@@ -259,3 +268,144 @@ def test_imagereward_missing_files_say_what_to_download(reward_folder: Path, tmp
         load_verifier(f"imagereward:{tmp_path / 'no-tok'}")
     ver = load_verifier(f"imagereward:{tmp_path / 'no-tok'}@{reward_folder / 'tokenizer'}")
     assert ver.score(images(1), PROMPTS[:1])["image_reward"].shape == (1,)
+
+
+CLIP_W, CLIP_E, CLIP_CTX = 32, 16, 16  # both towers 32 wide with 2 heads; 32 px images in 8 px patches
+
+
+def clip_tokenizer() -> PreTrainedTokenizerFast:
+    """CLIP's layout: pad id 0, start/end of text around the prompt, end of text the largest id (open_clip's argmax)."""
+    vocab = {w: i for i, w in enumerate(["!", "<unk>", *WORDS, "<|startoftext|>", "<|endoftext|>"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    bos, eos = len(vocab) - 2, len(vocab) - 1
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="!", bos_token="<|startoftext|>", eos_token="<|endoftext|>"
+    )
+
+
+def open_clip_state(vocab: int, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A random HPS checkpoint's state dict in open_clip's names."""
+    g = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+
+    def lin(name: str, out: int, inp: int) -> None:
+        sd[f"{name}.weight"], sd[f"{name}.bias"] = _linear(out, inp, g)
+
+    def norm(name: str) -> None:
+        sd[f"{name}.weight"] = 1 + 0.1 * torch.randn(CLIP_W, generator=g)
+        sd[f"{name}.bias"] = 0.1 * torch.randn(CLIP_W, generator=g)
+
+    def blocks(prefix: str) -> None:
+        for i in range(2):
+            b = f"{prefix}transformer.resblocks.{i}."
+            norm(b + "ln_1")
+            sd[b + "attn.in_proj_weight"], sd[b + "attn.in_proj_bias"] = _linear(3 * CLIP_W, CLIP_W, g)
+            lin(b + "attn.out_proj", CLIP_W, CLIP_W)
+            norm(b + "ln_2")
+            lin(b + "mlp.c_fc", 64, CLIP_W)
+            lin(b + "mlp.c_proj", CLIP_W, 64)
+
+    sd["visual.conv1.weight"] = torch.randn(CLIP_W, 3, 8, 8, generator=g) / 14
+    sd["visual.class_embedding"] = torch.randn(CLIP_W, generator=g)
+    sd["visual.positional_embedding"] = torch.randn(17, CLIP_W, generator=g)
+    norm("visual.ln_pre")
+    blocks("visual.")
+    norm("visual.ln_post")
+    sd["visual.proj"] = torch.randn(CLIP_W, CLIP_E, generator=g) / CLIP_W**0.5
+    sd["token_embedding.weight"] = torch.randn(vocab, CLIP_W, generator=g)
+    sd["positional_embedding"] = torch.randn(CLIP_CTX, CLIP_W, generator=g)
+    blocks("")
+    norm("ln_final")
+    sd["text_projection"] = torch.randn(CLIP_W, CLIP_E, generator=g) / CLIP_W**0.5
+    sd["logit_scale"] = torch.tensor(4.6052)
+    return sd
+
+
+@pytest.fixture(scope="session")
+def hps_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """HPS.pt as hpsv2 saves it ({"state_dict": ...}) and a CLIP config + processor folder standing in for CLIP-H."""
+    root = tmp_path_factory.mktemp("hps")
+    tok = clip_tokenizer()
+    tower = dict(
+        hidden_size=CLIP_W, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, hidden_act="gelu"
+    )
+    text = tower | dict(vocab_size=len(tok), max_position_embeddings=CLIP_CTX, pad_token_id=0)
+    text |= dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    CLIPConfig(
+        text_config=text, vision_config=tower | dict(image_size=32, patch_size=8), projection_dim=CLIP_E
+    ).save_pretrained(root / "clip-h")
+    pixels = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=pixels, tokenizer=tok).save_pretrained(root / "clip-h")
+    torch.save({"state_dict": open_clip_state(len(tok))}, root / "HPS.pt")
+    return root / "HPS.pt", root / "clip-h"
+
+
+def reference_hps(sd: dict[str, torch.Tensor], pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """100 x cosine computed straight from open_clip's names (the fused in_proj, x @ proj, argmax pooling)."""
+
+    def lin(x: torch.Tensor, name: str) -> torch.Tensor:
+        return F.linear(x, sd[f"{name}.weight"], sd[f"{name}.bias"])
+
+    def ln(x: torch.Tensor, name: str) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], sd[f"{name}.weight"], sd[f"{name}.bias"], 1e-5)
+
+    def tower(x: torch.Tensor, prefix: str, mask: torch.Tensor | None) -> torch.Tensor:
+        for i in range(2):
+            b = f"{prefix}transformer.resblocks.{i}."
+            qkv = F.linear(ln(x, b + "ln_1"), sd[b + "attn.in_proj_weight"], sd[b + "attn.in_proj_bias"])
+            x = x + lin(_attend(*qkv.chunk(3, dim=-1), 2, mask), b + "attn.out_proj")
+            x = x + lin(F.gelu(lin(ln(x, b + "ln_2"), b + "mlp.c_fc")), b + "mlp.c_proj")
+        return x
+
+    x = F.conv2d(pixels, sd["visual.conv1.weight"], stride=8).flatten(2).transpose(1, 2)
+    x = torch.cat([sd["visual.class_embedding"].expand(len(x), 1, -1), x], 1) + sd["visual.positional_embedding"]
+    x = tower(ln(x, "visual.ln_pre"), "visual.", None)
+    image = ln(x[:, 0], "visual.ln_post") @ sd["visual.proj"]
+    n = ids.shape[1]
+    causal = torch.full((n, n), float("-inf")).triu(1)
+    y = tower(sd["token_embedding.weight"][ids] + sd["positional_embedding"][:n], "", causal)
+    text = ln(y, "ln_final")[torch.arange(len(ids)), ids.argmax(-1)] @ sd["text_projection"]
+    return 100 * F.cosine_similarity(image, text, dim=-1)
+
+
+def test_hps_conversion_splits_in_proj_and_transposes_projections(hps_files: tuple[Path, Path]) -> None:
+    sd = torch.load(hps_files[0], weights_only=True)["state_dict"]
+    converted = hps.convert_state_dict(sd)
+    _, k, _ = sd["visual.transformer.resblocks.1.attn.in_proj_weight"].chunk(3)
+    assert converted["vision_model.encoder.layers.1.self_attn.k_proj.weight"].equal(k)
+    assert converted["text_model.encoder.layers.0.self_attn.v_proj.bias"].equal(
+        sd["transformer.resblocks.0.attn.in_proj_bias"][64:]
+    )
+    assert converted["visual_projection.weight"].equal(sd["visual.proj"].t())
+    assert len(converted) == len(sd) + 2 * 2 * 2 * 2  # each in_proj weight and bias became three tensors
+    model = CLIPModel(CLIPConfig.from_pretrained(hps_files[1]))
+    model.load_state_dict(converted, strict=True)
+    torch.save({"state_dict": {k: v for k, v in sd.items() if k != "ln_final.bias"}}, hps_files[0].parent / "bad.pt")
+    with pytest.raises(TTScaleError, match=r"does not fit .*Missing key"):
+        load_verifier(f"hps:{hps_files[0].parent / 'bad.pt'}@{hps_files[1]}")
+
+
+def test_hps_equals_the_original_forward_batches_agree_and_prompts_matter(hps_files: tuple[Path, Path]) -> None:
+    ver = load_verifier(f"hps:{hps_files[0]}@{hps_files[1]}")
+    assert ver.metrics == ("hps",) and ver.flops_per_image > 0
+    ims = images(4, seed=2)
+    got = ver.score(ims, PROMPTS)["hps"]
+    proc = CLIPProcessor.from_pretrained(hps_files[1])
+    batch = proc(text=PROMPTS, images=to_uint8(ims), padding="max_length", max_length=CLIP_CTX, return_tensors="pt")
+    sd = torch.load(hps_files[0], weights_only=True)["state_dict"]
+    want = reference_hps(sd, batch["pixel_values"], batch["input_ids"])
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+    single = torch.cat([ver.score(ims[i : i + 1], PROMPTS[i : i + 1])["hps"] for i in range(4)])
+    torch.testing.assert_close(got, single, atol=1e-5, rtol=0)
+    assert (ver.score(ims, PROMPTS[::-1])["hps"] - got).abs().min() > 1e-4
+
+
+def test_hps_missing_checkpoint_says_what_to_download(tmp_path: Path) -> None:
+    for name in (f"hps:{tmp_path / 'HPS_v2.1_compressed.pt'}", "hps:"):
+        with pytest.raises(TTScaleError) as err:
+            load_verifier(name)
+        assert "\n" not in str(err.value) and "xswu/HPSv2" in str(err.value) and hps.DEFAULT_CONFIG in str(err.value)
