@@ -2,6 +2,8 @@
 
 - `clip`: CLIPScore, PickScore and SigLIP (transformers)
 - `aesthetic`: the LAION aesthetic predictor (a head on CLIP ViT-L/14)
+- `image_reward`: ImageReward (BLIP), its official checkpoint renamed onto transformers' BLIP classes
+- `hps`: HPS v2 / v2.1, its official open_clip checkpoint renamed onto transformers' CLIPModel
 - `vlm`: a VLM's probability of answering "yes" to "does this image match …?"
 - `api`: Gemini and OpenAI-compatible judges with tt-scale-flux's rubric
 - `tournament`: pairwise knock-out / round-robin selection (SANA-1.5)

@@ -47,6 +47,7 @@ class EmbeddingScorer:
         name: str,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
+        metric: str | None = None,
     ):
         model_type = model.config.model_type
         if model_type not in MODEL_TYPES[kind]:
@@ -56,7 +57,7 @@ class EmbeddingScorer:
         self.model, self.processor, self.kind = model.eval(), processor, kind
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
         self.dtype = next(model.parameters()).dtype
-        self.metrics: tuple[str, ...] = (METRICS[kind],)
+        self.metrics: tuple[str, ...] = (metric or METRICS[kind],)  # a fine-tune (HPS) reports under its own name
         text_config = model.config.text_config
         self.max_length = int(getattr(text_config, "max_position_embeddings", 77))
         probe = torch.zeros(1, 3, 224, 224)

@@ -4,6 +4,8 @@
     siglip[:MODEL]                SigLIP (default google/siglip-so400m-patch14-384)       siglip_score
     pickscore[:MODEL[@PROC]]      PickScore (default yuvalkirstain/PickScore_v1)          pick_score
     aesthetic:HEAD[@CLIP]         LAION aesthetic head (.pth/.safetensors) on CLIP L/14  aesthetic
+    imagereward:FOLDER[@TOK]      ImageReward from its official ImageReward.pt           image_reward
+    hps:CHECKPOINT[@CONFIG]       HPS v2 / v2.1 from its official open_clip checkpoint    hps
     vlm:MODEL                     VLM yes-probability judge                               yes_prob, p_yes
     openai:MODEL[@BASE_URL]       rubric judge, any OpenAI-compatible API (OPENAI_API_KEY) overall_score, …
     gemini:MODEL[@BASE_URL]       rubric judge on Gemini (GEMINI_API_KEY)                 overall_score, …
@@ -32,6 +34,8 @@ KINDS = frozenset(
         "siglip",
         "pickscore",
         "aesthetic",
+        "imagereward",
+        "hps",
         "vlm",
         "openai",
         "gemini",
@@ -46,6 +50,8 @@ SCHEMES = (
     "siglip[:MODEL]",
     "pickscore[:MODEL[@PROCESSOR]]",
     "aesthetic:HEAD[@CLIP]",
+    "imagereward:FOLDER[@TOKENIZER]",
+    "hps:CHECKPOINT[@CONFIG_DIR]",
     "vlm:MODEL",
     "openai:MODEL[@BASE_URL]",
     "gemini:MODEL[@BASE_URL]",
@@ -109,6 +115,20 @@ def load_named(name: str, *, device: str = "cpu") -> Verifier:
         if not head:
             raise TTScaleError(f"aesthetic needs its head file: aesthetic:PATH.pth; {HEAD_SOURCE}")
         return AestheticScorer.from_pretrained(head, clip=clip or DEFAULT_CLIP, device=device)
+    if kind == "imagereward":
+        from ttscale.verifiers.image_reward import ImageRewardScorer, source_hint
+
+        folder, _, tokenizer = rest.partition("@")
+        if not folder:
+            raise TTScaleError(f"imagereward needs its folder: imagereward:FOLDER; {source_hint('FOLDER')}")
+        return ImageRewardScorer.from_pretrained(folder, tokenizer=tokenizer or None, device=device)
+    if kind == "hps":
+        from ttscale.verifiers.hps import DEFAULT_CONFIG, HPS_SOURCE, load_hps
+
+        checkpoint, _, config = rest.partition("@")
+        if not checkpoint:
+            raise TTScaleError(f"hps needs its checkpoint: hps:PATH.pt[@CONFIG_DIR]; {HPS_SOURCE}")
+        return load_hps(checkpoint, config or DEFAULT_CONFIG, device=device)
     if kind == "vlm":
         from ttscale.verifiers.vlm import YesNoJudge
 
