@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ttscale.config import SearchConfig
 from ttscale.folder import read_jsonl
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
-from ttscale.sweep import SweepSpec, aggregate, cell, collect, reach, run_sweep, write
+from ttscale.runner import run
+from ttscale.sweep import SweepSpec, aggregate, cell, cell_config, collect, reach, run_sweep, write
 
 
 def test_sweep_end_to_end(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
@@ -45,3 +48,22 @@ def test_sweep_end_to_end(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     stamp = (cell(tmp_path, "adaptive", 2 * s, 1) / "00000" / "candidates.jsonl").stat().st_mtime_ns
     run_sweep(spec, prompts, tmp_path, gen, ver)
     assert (cell(tmp_path, "adaptive", 2 * s, 1) / "00000" / "candidates.jsonl").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    "strategy", ["random-search", "rounds", "zero-order", "search-over-paths", "particle-filter", "early-pruning"]
+)
+def test_sweep_parameters_spend_most_of_each_budget(
+    strategy: str, tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    """A sweep compares strategies at equal compute only if each one uses what it is given (adaptive saves on purpose)."""
+    gen = LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=20, batch_size=64)
+    ver = LabVerifier.from_pretrained(str(tiny_models["visa"]))
+    s = gen.nfe_per_sample()
+    spec = SweepSpec([strategy], [], [0], SearchConfig(steps=20))
+    for budget in (4 * s, 8 * s, 32 * s):
+        cfg = cell_config(spec, strategy, budget, 0, s)
+        if strategy == "rounds":  # its confirming verifier, tiny here too
+            cfg = cfg.model_copy(update={"params": cfg.params | {"confirm": str(tiny_models["clip"])}})
+        totals = run(cfg, representative_subset(1)[:1], tmp_path / f"{budget}", gen, ver)
+        assert 0.75 * budget <= totals.spend.nfe <= budget, (budget, totals.spend.nfe)

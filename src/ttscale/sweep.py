@@ -27,7 +27,8 @@ from ttscale.prompts import TASKS
 from ttscale.runner import PromptOutcome, run
 from ttscale.verifier import Verifier
 
-# How a strategy spends a budget of B NFEs per prompt when one full sample costs S NFEs.
+# How a strategy spends a budget of B NFEs per prompt when one full sample costs S NFEs: each uses at least 75%
+# of B (tests/test_sweep.py checks), except adaptive, whose point is to stop early.
 SWEEP_PARAMS: dict[str, Callable[[int, int], dict[str, Any]]] = {
     "random-search": lambda b, s: {},
     "rounds": lambda b, s: {
@@ -38,7 +39,7 @@ SWEEP_PARAMS: dict[str, Callable[[int, int], dict[str, Any]]] = {
     },
     "zero-order": lambda b, s: {"rounds": 1 << 20, "neighbours": 4},
     "adaptive": lambda b, s: {"threshold": 0.95, "batch": 4},
-    "search-over-paths": lambda b, s: {"n": max(2, b // s // 2), "keep": max(1, b // s // 8), "width": 4},
+    "search-over-paths": lambda b, s: {"n": max(2, b // s), "keep": max(1, b // s // 4), "width": 4},
     "particle-filter": lambda b, s: {"particles": max(1, b // s)},
     "early-pruning": lambda b, s: {
         "n": max(1, int(b / (0.475 * s))),
