@@ -2,7 +2,7 @@
 
 Each verifier is ttscale's own class (the code a search runs) around a model built from its real
 architecture's config with random weights, in bf16, with a word-level tokenizer made on the spot (no
-download): CLIPScore and the LAION aesthetic head on CLIP ViT-L/14 @224, PickScore's CLIP-H/14 @224,
+download): CLIPScore and the LAION aesthetic head on CLIP ViT-L/14 @224, PickScore's and HPS v2's CLIP-H/14 @224, ImageReward's BLIP ViT-L/16 + BERT-base @224,
 SigLIP so400m/14 @384, and a Qwen2-VL-2B-shaped yes/no judge @448 px (256 image tokens, logits at one
 position). Inputs are 512 px candidates as SANA-600M makes them. For each it reports images/s of
 `score()` end to end (uint8 conversion and the processor on the CPU included, as in a search) and of the
@@ -151,6 +151,32 @@ def make_siglip(device: str, smoke: bool) -> Any:
     return EmbeddingScorer(model, proc, "siglip", "siglip (random)", device, batch_size=64)
 
 
+def make_image_reward(device: str, smoke: bool) -> Any:
+    """ImageReward: BLIP ViT-L/16 @224 and a BERT-base text encoder cross-attending to its 197 image tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import BertTokenizerFast, BlipTextConfig, BlipVisionConfig
+
+    from ttscale.verifiers.image_reward import ImageRewardNet, ImageRewardScorer
+
+    if smoke:
+        vit = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+        bert = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    else:
+        vit = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16)
+        bert = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
+    vision = BlipVisionConfig(**vit, image_size=224, patch_size=16, hidden_act="gelu", layer_norm_eps=1e-6)
+    text = BlipTextConfig(**bert, vocab_size=30524, encoder_hidden_size=vision.hidden_size, is_decoder=True)
+    words = sorted(set(PROMPT.replace(",", " ").split()))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    bert_tok = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]")
+    with built_on(device, torch.float32 if smoke else torch.bfloat16):
+        net = ImageRewardNet(vision, text).eval()
+    net.head.float()  # as ImageRewardScorer.from_pretrained leaves it
+    return ImageRewardScorer(net, bert_tok, "imagereward (random)", device=device, batch_size=32)
+
+
 def make_qwen_judge(device: str, smoke: bool) -> Any:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
 
@@ -213,6 +239,13 @@ def model_only(verifier: Any, images: torch.Tensor, prompts: list[str]) -> Calla
     from ttscale.generator import to_uint8
     from ttscale.verifiers.pretrained import to_device
 
+    if hasattr(verifier, "net"):  # ImageReward: BLIP on pixels and prompt tokens prepared once
+        from ttscale.verifiers.image_reward import MAX_LENGTH, preprocess
+
+        pixels = preprocess(images.to(verifier.device), verifier.image_size).to(verifier.dtype)
+        tokens = verifier.tokenizer(prompts, padding="max_length", max_length=MAX_LENGTH, return_tensors="pt")
+        ids, mask = tokens["input_ids"].to(verifier.device), tokens["attention_mask"].to(verifier.device)
+        return lambda: verifier.net(pixels, ids, mask)
     if hasattr(verifier, "yes_ids"):
         texts = [verifier.chat(p) for p in prompts]
         batch = verifier.processor(text=texts, images=to_uint8(images), padding=True, return_tensors="pt")
@@ -263,7 +296,8 @@ def main() -> None:
     makers: dict[str, Callable[[str, bool], Any]] = {
         "CLIPScore, CLIP ViT-L/14 @224": make_clip,
         "LAION aesthetic, CLIP ViT-L/14 @224 + MLP": make_aesthetic,
-        "PickScore, CLIP ViT-H/14 @224": lambda d, s: make_clip(d, s, "pickscore"),
+        "PickScore and HPS v2, CLIP ViT-H/14 @224": lambda d, s: make_clip(d, s, "pickscore"),
+        "ImageReward, BLIP ViT-L/16 @224 + BERT-base": make_image_reward,
         "SigLIP so400m/14 @384": make_siglip,
         "Qwen2-VL-2B-shaped yes/no judge @448": make_qwen_judge,
     }
