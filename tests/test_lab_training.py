@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ttscale.lab import train
 from ttscale.lab.nets import JudgeConfig
+from ttscale.lab.prompts import colors, counting, prompt_suite
+from ttscale.lab.scenes import render, sample_scene
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.lab.weights import header
+from ttscale.lab.world import HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_COUNT
 
 TINY = {
     "lab-visa": JudgeConfig(base=8, dim=16, text_layers=1, grid=8, positions=True, fusion_layers=1),
@@ -44,7 +50,7 @@ def test_retraining_one_verifier_keeps_the_others_record(tmp_path: Path, monkeyp
     assert report["lab-clip"] == {"auc": {"test": 0.5}}
     visa = report["lab-visa"]
     assert visa["steps"] == 3 and visa["config"] == TINY["lab-visa"].to_dict()
-    assert visa["train_pairs"] == 256 + 64
+    assert 256 <= visa["train_pairs"] <= 256 + 64  # generated samples showing a held-out pair are dropped
     assert set(visa["auc"]) == {"test", "heldout"} and all(0.0 <= a <= 1.0 for a in visa["auc"].values())
     head = header(tmp_path / "lab-visa.safetensors")
     assert head["config"] == TINY["lab-visa"].to_dict() and head["info"]["run"]["steps"] == 3
@@ -61,3 +67,24 @@ def test_max_minutes_stops_training_early_and_says_so(
     )
     assert report["lab-clip"]["steps"] == 1
     assert header(tmp_path / "lab-clip.safetensors")["info"]["run"]["steps"] == 1
+
+
+@pytest.mark.parametrize("pair", sorted(HELDOUT_COLOR_SHAPE))
+def test_a_scene_with_a_held_out_colour_shape_pair_is_flagged(pair: tuple[str, str]) -> None:
+    scene = sample_scene(colors(*pair), np.random.default_rng(0))
+    assert train.shows_heldout_pair(render(scene))
+
+
+@pytest.mark.parametrize("pair", sorted(HELDOUT_SHAPE_COUNT))
+def test_a_scene_with_a_held_out_count_is_flagged(pair: tuple[str, int]) -> None:
+    scene = sample_scene(counting(*pair), np.random.default_rng(0), training=True)
+    assert train.shows_heldout_pair(render(scene))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 2**32 - 1))
+def test_training_scenes_are_never_flagged(index: int, seed: int) -> None:
+    """Rendered training data never shows a held-out pair, so the filter only ever removes generated samples."""
+    suite = prompt_suite("train")
+    scene = sample_scene(suite[index % len(suite)], np.random.default_rng(seed), training=True)
+    assert not train.shows_heldout_pair(render(scene))

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from ttscale.evaluation import summarize
 from ttscale.lab.data import render_dataset
-from ttscale.lab.evaluator import LabEvaluator
+from ttscale.lab.evaluator import LabEvaluator, detect
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.nets import (
     DualEncoder,
@@ -37,6 +37,7 @@ from ttscale.lab.nets import (
 )
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.weights import save
+from ttscale.lab.world import HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_COUNT
 from ttscale.progress import track
 from ttscale.samplers import sample
 from ttscale.seeds import candidate_seed
@@ -62,13 +63,24 @@ def _judge_one(args: tuple[np.ndarray, dict[str, Any]]) -> bool:
     return LabEvaluator().evaluate(args[0], args[1]).correct
 
 
-def judge_all(images: np.ndarray, metadata: Sequence[dict[str, Any]], workers: int = 1) -> np.ndarray:
-    """Evaluator verdicts for many images (uint8 NxHxWx3), in parallel when workers > 1."""
-    pairs = list(zip(images, metadata, strict=True))
+def shows_heldout_pair(image: np.ndarray) -> bool:
+    """Whether the evaluator sees a held-out colour/shape or shape/count pair in the image (whatever was asked)."""
+    for shape, found in detect(image).by_class.items():
+        if (shape, len(found)) in HELDOUT_SHAPE_COUNT or any((d.color, shape) in HELDOUT_COLOR_SHAPE for d in found):
+            return True
+    return False
+
+
+def _parallel(fn: Callable[[Any], bool], items: Sequence[Any], workers: int) -> np.ndarray:
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            return np.array(list(pool.map(_judge_one, pairs, chunksize=256)), dtype=bool)
-    return np.array([_judge_one(p) for p in pairs], dtype=bool)
+            return np.array(list(pool.map(fn, items, chunksize=256)), dtype=bool)
+    return np.array([fn(x) for x in items], dtype=bool)
+
+
+def judge_all(images: np.ndarray, metadata: Sequence[dict[str, Any]], workers: int = 1) -> np.ndarray:
+    """Evaluator verdicts for many images (uint8 NxHxWx3), in parallel when workers > 1."""
+    return _parallel(_judge_one, list(zip(images, metadata, strict=True)), workers)
 
 
 @torch.no_grad()
@@ -224,6 +236,9 @@ class VerifierRun:
     sample_steps: int = 20
     workers: int = 8
     max_minutes: float | None = None  # per verifier; stops early (and says so) on a slow machine
+    # Generated samples that happen to show a held-out pair (a red cube drawn for "a red sphere") are always
+    # failures; kept, they teach a verifier that such pairs mean "no", and it ranks them last on the heldout split.
+    drop_heldout_pairs: bool = True
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -258,9 +273,14 @@ def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> 
         picks = [train[int(j)] for j in rng.integers(len(train), size=run.generated)]
         seeds = [candidate_seed(run.seed + 7, j, 0, stream=name) for j in range(run.generated)]
         t0 = time.time()
-        all_images.append(sample_pairs(gen, [m["prompt"] for m in picks], seeds))
-        all_metas.extend(picks)
+        drawn = sample_pairs(gen, [m["prompt"] for m in picks], seeds)
         progress(f"sampled {run.generated} images from {name} in {time.time() - t0:.0f}s")
+        if run.drop_heldout_pairs:
+            keep = ~_parallel(shows_heldout_pair, list(drawn), run.workers)
+            drawn, picks = drawn[keep], [m for m, k in zip(picks, keep, strict=True) if k]
+            progress(f"dropped {int((~keep).sum())} of them that show a held-out pair")
+        all_images.append(drawn)
+        all_metas.extend(picks)
     imgs = np.concatenate(all_images)
     t0 = time.time()
     labels = judge_all(imgs, all_metas, run.workers)
