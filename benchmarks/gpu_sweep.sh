@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the lent GPU: issue 5's sweep — every strategy x 4 NFE budgets x 3 seeds with lab-small + lab-visa,
 # best-of-n up to 64 (2560 NFEs) from one pool. Prompts are sharded over SHARDS processes sharing the GPU
-# (the lab nets are launch-bound, so processes overlap). Results: $OUT/sweep.jsonl, sweep_summary.json, sweep.log.
+# (the lab nets are launch-bound: launching overlaps across processes, and the U-Net replays as CUDA graphs).
+# Results: $OUT/sweep.jsonl, sweep_summary.json, sweep.log. A second call resumes what a timed-out one left.
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
