@@ -79,3 +79,17 @@ def test_lab_generator_with_graphs_matches_eager_and_is_faster() -> None:
     eager, graphed = seconds(slow), seconds(fast)
     print(f"lab-small, 8 samples x 20 steps: eager {eager / 5:.4f} s, graphs {graphed / 5:.4f} s")
     assert graphed < eager
+
+
+@cuda
+@pytest.mark.parametrize("name", ["lab-visa", "lab-clip"])
+def test_lab_verifiers_with_graphs_match_eager(name: str) -> None:
+    from ttscale.lab.verifiers import LabVerifier
+
+    images = torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    prompts = ["a photo of a red circle", "a photo of two squares", "a photo of a cross above a circle"] * 4
+    fast = LabVerifier.from_pretrained(name, device="cuda")
+    slow = LabVerifier.from_pretrained(name, device="cuda", cuda_graphs=False)
+    for _ in range(2):  # the first call captures, the second replays
+        torch.testing.assert_close(fast.score(images, prompts), slow.score(images, prompts))
+    assert fast._graphed.enabled and len(fast._graphed.graphs) == 1

@@ -7,15 +7,25 @@ from collections.abc import Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ttscale.cuda_graphs import GraphedCall
 from ttscale.lab.nets import DualEncoder, YesNoJudge, tokenize
 from ttscale.lab.weights import load_judge
 
 
 class LabVerifier:
-    """Scores (image, prompt) pairs with a lab judge; images are (B, 3, H, W) in [0, 1]."""
+    """Scores (image, prompt) pairs with a lab judge; images are (B, 3, H, W) in [0, 1].
+
+    On a GPU the judge replays as CUDA graphs, like the lab generator: step-level strategies score a few
+    look-aheads at every step.
+    """
 
     def __init__(
-        self, net: YesNoJudge | DualEncoder, name: str, device: str | torch.device = "cpu", batch_size: int = 512
+        self,
+        net: YesNoJudge | DualEncoder,
+        name: str,
+        device: str | torch.device = "cpu",
+        batch_size: int = 512,
+        cuda_graphs: bool = True,
     ):
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
         self.metrics: tuple[str, ...] = ("yes_prob",) if isinstance(net, YesNoJudge) else ("clip_score",)
@@ -23,6 +33,7 @@ class LabVerifier:
             self._forward(net, torch.zeros(1, 3, 32, 32), tokenize(["a photo of a red circle"]))
         self.flops_per_image = float(counter.get_total_flops())
         self.net = net.to(self.device)
+        self._graphed = GraphedCall(lambda images, ids: self._forward(self.net, images, ids), enabled=cuda_graphs)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = "lab-visa", **kwargs: object) -> LabVerifier:
@@ -39,9 +50,7 @@ class LabVerifier:
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         ids = tokenize(prompts).to(self.device)
         out = [
-            self._forward(
-                self.net, images[s : s + self.batch_size].to(self.device).float(), ids[s : s + self.batch_size]
-            )
+            self._graphed(images[s : s + self.batch_size].to(self.device).float(), ids[s : s + self.batch_size])
             for s in range(0, len(prompts), self.batch_size)
         ]
         return {self.metrics[0]: torch.cat(out).float().cpu()}
