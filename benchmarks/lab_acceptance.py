@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttscale.curves import Pool, bootstrap_curve, exact_prefix_curve
+from ttscale.curves import Pool, bootstrap_curve, exact_prefix_curve, ranking_auc
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.train import default_device, evaluate_generator, judge_all, sample_pairs
@@ -106,6 +106,7 @@ def main() -> None:
                 entry[v] = {
                     "curve": curve,
                     "bootstrap": bootstrap_curve(pool, [x for x in ns if x <= n], draws=100),
+                    "ranking_auc": ranking_auc(pool),
                     "gpu_seconds_per_image": vsec,
                     "flops_per_image": ver.flops_per_image,
                 }

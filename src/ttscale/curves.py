@@ -44,6 +44,25 @@ def exact_prefix_curve(pool: Pool, ns: Sequence[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def ranking_auc(pool: Pool) -> dict[str, float]:
+    """Per task, the mean over prompts of the ROC-AUC of the verifier's scores within one prompt's candidates.
+
+    This is what selection depends on: a verifier can separate good from bad images across prompts (its
+    pooled AUC) while ranking one prompt's candidates poorly. Prompts whose candidates are all right or all
+    wrong have no ranking to judge and are skipped; ties count half.
+    """
+    from scipy.stats import rankdata
+
+    per_task: dict[str, list[float]] = {}
+    for tag, s, c in zip(pool.tags, pool.scores, pool.correct, strict=True):
+        c = np.asarray(c, dtype=bool)
+        pos, neg = int(c.sum()), int((~c).sum())
+        if pos and neg:
+            ranks = rankdata(s)
+            per_task.setdefault(tag, []).append(float((ranks[c].sum() - pos * (pos + 1) / 2) / (pos * neg)))
+    return {t: float(np.mean(per_task[t])) for t in TASKS if t in per_task}
+
+
 def bootstrap_curve(pool: Pool, ns: Sequence[int], draws: int = 200, seed: int = 0) -> list[dict[str, float]]:
     """Mean and 95% interval of the overall score of best-of-n over random n-subsets of each pool."""
     rng = np.random.default_rng(seed)
