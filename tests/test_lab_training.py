@@ -52,6 +52,7 @@ def test_retraining_one_verifier_keeps_the_others_record(tmp_path: Path, monkeyp
     assert visa["steps"] == 3 and visa["config"] == TINY["lab-visa"].to_dict()
     assert 256 <= visa["train_pairs"] <= 256 + 64  # generated samples showing a held-out pair are dropped
     assert set(visa["auc"]) == {"test", "heldout"} and all(0.0 <= a <= 1.0 for a in visa["auc"].values())
+    assert 0.0 <= visa["relation_probe"] <= 1.0
     head = header(tmp_path / "lab-visa.safetensors")
     assert head["config"] == TINY["lab-visa"].to_dict() and head["info"]["run"]["steps"] == 3
     verifier = LabVerifier.from_pretrained(str(tmp_path / "lab-visa.safetensors"))
@@ -88,3 +89,39 @@ def test_training_scenes_are_never_flagged(index: int, seed: int) -> None:
     suite = prompt_suite("train")
     scene = sample_scene(suite[index % len(suite)], np.random.default_rng(seed), training=True)
     assert not train.shows_heldout_pair(render(scene))
+
+
+def test_near_misses_are_one_or_two_words_away_and_grouped_by_kind() -> None:
+    suite = prompt_suite("train")
+    misses = train.near_misses(suite)
+    for p in suite[::7]:
+        words = p["prompt"].split()
+        for kind, group in misses[p["prompt"]].items():
+            for q in group:
+                other = q["prompt"].split()
+                assert q["tag"] == p["tag"] and len(other) == len(words)
+                assert 1 <= sum(a != b for a, b in zip(words, other, strict=True)) <= 2
+                assert (kind == "swap") == (sorted(words) == sorted(other))
+    position = next(p for p in suite if p["tag"] == "position")
+    assert {"relation", "swap"} <= set(misses[position["prompt"]])
+
+
+def test_near_misses_are_drawn_kind_by_kind() -> None:
+    """Relation flips are 1 of a position prompt's 16 near-misses but 1 of its 4 kinds: they must be drawn often."""
+    suite = prompt_suite("train")
+    position = next(p for p in suite if p["tag"] == "position")
+    kinds = train.near_misses(suite)[position["prompt"]]
+    which = {q["prompt"]: k for k, group in kinds.items() for q in group}
+    rng = np.random.default_rng(0)
+    draws = [which[q["prompt"]] for q in (train.draw_near_miss(kinds, rng) for _ in range(4000)) if q]
+    for kind in kinds:
+        assert abs(draws.count(kind) / len(draws) - 1 / len(kinds)) < 0.03
+    assert train.draw_near_miss({}, rng) is None
+
+
+def test_relation_probe_is_a_deterministic_rate(tiny_models: dict[str, Path]) -> None:
+    from ttscale.lab.weights import load_judge
+
+    net, _ = load_judge(str(tiny_models["visa"]))
+    rate = train.relation_probe(net, scenes=40)
+    assert 0.0 <= rate <= 1.0 and rate == train.relation_probe(net, scenes=40)

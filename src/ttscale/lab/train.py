@@ -36,8 +36,17 @@ from ttscale.lab.nets import (
     tokenize,
 )
 from ttscale.lab.prompts import prompt_suite
+from ttscale.lab.scenes import render, sample_scene
 from ttscale.lab.weights import save
-from ttscale.lab.world import HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_COUNT
+from ttscale.lab.world import (
+    COLORS,
+    HELDOUT_COLOR_SHAPE,
+    HELDOUT_SHAPE_COUNT,
+    NUMBER_WORDS,
+    PLURALS,
+    RELATIONS,
+    SHAPES,
+)
 from ttscale.progress import track
 from ttscale.samplers import sample
 from ttscale.seeds import candidate_seed
@@ -198,19 +207,72 @@ def train_generator(run: GeneratorRun, out: Path, progress: Callable[[str], None
 # ---------------------------------------------------------------- verifiers
 
 
-def _word_edits(prompts: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """For each prompt, the same-task prompts one or two words away (a colour, count, shape or relation swapped)."""
-    out: dict[str, list[dict[str, Any]]] = {}
+_RELATION_WORDS = frozenset(w for r in RELATIONS for w in r.split() if w != "of")
+
+
+def _word_kind(word: str) -> str:
+    if word in COLORS:
+        return "colour"
+    if word in SHAPES or word in PLURALS.values():
+        return "shape"
+    if word in NUMBER_WORDS.values():
+        return "count"
+    return "relation" if word in _RELATION_WORDS else "other"
+
+
+def near_misses(prompts: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """For each prompt, the same-task prompts one or two words away, grouped by what the change is.
+
+    The kinds are "swap" (the same words reordered: objects or colours trade places) or the kinds of the
+    changed words ("relation", "shape", "colour+shape", ...). Grouping lets a near-miss be drawn kind by
+    kind: drawn uniformly over prompts, the few relation flips of a position prompt drown among its many
+    shape changes, and a judge never learns left from right.
+    """
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for p in prompts:
         words = p["prompt"].split()
-        near = []
+        kinds: dict[str, list[dict[str, Any]]] = {}
         for q in prompts:
             other = q["prompt"].split()
-            same_shape = q["tag"] == p["tag"] and q is not p and len(other) == len(words)
-            if same_shape and 1 <= sum(a != b for a, b in zip(words, other, strict=True)) <= 2:
-                near.append(q)
-        out[p["prompt"]] = near
+            if q["tag"] != p["tag"] or q is p or len(other) != len(words):
+                continue
+            changed = [(a, b) for a, b in zip(words, other, strict=True) if a != b]
+            if 1 <= len(changed) <= 2:
+                kind = (
+                    "swap" if sorted(words) == sorted(other) else "+".join(sorted({_word_kind(a) for a, _ in changed}))
+                )
+                kinds.setdefault(kind, []).append(q)
+        out[p["prompt"]] = kinds
     return out
+
+
+def draw_near_miss(kinds: dict[str, list[dict[str, Any]]], rng: np.random.Generator) -> dict[str, Any] | None:
+    """A near-miss prompt: a kind of change uniformly, then a prompt of that kind; None when there is none."""
+    if not kinds:
+        return None
+    group = kinds[sorted(kinds)[int(rng.integers(len(kinds)))]]
+    return group[int(rng.integers(len(group)))]
+
+
+def relation_probe(net: YesNoJudge | DualEncoder, scenes: int = 300, seed: int = 0) -> float:
+    """How often a judge prefers the true relation to the flipped one on rendered test-split position scenes.
+
+    0.5 is blind to relations; a judge that reads them is near 1.0. Rendered scenes are clean, so this
+    isolates relations from the generators' blur.
+    """
+    from ttscale.lab.verifiers import LabVerifier
+
+    flip = {"left": "right", "right": "left", "above": "below", "below": "above"}
+    rng = np.random.default_rng(seed)
+    suite = [p for p in prompt_suite("test") if p["tag"] == "position"]
+    picks = [suite[i % len(suite)] for i in range(scenes)]
+    images = np.stack([render(sample_scene(p, rng)) for p in picks])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    true = [p["prompt"] for p in picks]
+    flipped = [" ".join(flip.get(w, w) for w in t.split()) for t in true]
+    verifier = LabVerifier(copy.deepcopy(net).cpu(), name="probe")
+    metric = verifier.metrics[0]
+    return float((verifier.score(x, true)[metric] > verifier.score(x, flipped)[metric]).float().mean())
 
 
 # The judges' shapes. lab-visa sees an 8x8 token grid with positions and relates regions jointly, as a VLM
@@ -257,16 +319,13 @@ def verifier_data(run: VerifierRun, progress: Callable[[str], None] = print) -> 
     device = default_device()
     rng = np.random.default_rng(run.seed)
     train = prompt_suite("train")
-    edits = _word_edits(train)
+    misses = near_misses(train)
     t0 = time.time()
     images, metas = render_dataset(run.rendered, run.seed + 1, "train", workers=run.workers)
     progress(f"rendered {run.rendered} scenes in {time.time() - t0:.0f}s")
-    # Half the rendered pairs keep their prompt; the other half get a near-miss prompt.
+    # Half the rendered pairs keep their prompt; the other half get a near-miss prompt, kind by kind.
     swap = rng.random(len(metas)) < 0.5
-    paired = [
-        (edits[m["prompt"]][rng.integers(len(edits[m["prompt"]]))] if s and edits[m["prompt"]] else m)
-        for m, s in zip(metas, swap, strict=True)
-    ]
+    paired = [(draw_near_miss(misses[m["prompt"]], rng) or m) if s else m for m, s in zip(metas, swap, strict=True)]
     all_images, all_metas = [images], list(paired)
     for name in run.generators:
         gen = LabGenerator.from_pretrained(name, guidance=run.guidance, steps=run.sample_steps, device=device)
@@ -377,6 +436,7 @@ def train_verifiers(run: VerifierRun, out: Path, progress: Callable[[str], None]
         aucs = {split: verifier_auc(net, d) for split, d in held.items()}
         report[kind] = {
             "auc": aucs,
+            "relation_probe": relation_probe(net),
             "parameters": count_parameters(net),
             "config": JUDGES[kind].to_dict(),
             "steps": steps,
