@@ -125,20 +125,3 @@ def test_relation_probe_is_a_deterministic_rate(tiny_models: dict[str, Path]) ->
     net, _ = load_judge(str(tiny_models["visa"]))
     rate = train.relation_probe(net, scenes=40)
     assert 0.0 <= rate <= 1.0 and rate == train.relation_probe(net, scenes=40)
-
-
-def test_locate_adds_where_each_word_looks_and_leaves_plain_judges_unchanged() -> None:
-    import torch
-
-    from ttscale.lab.nets import YesNoJudge, count_parameters, tokenize
-
-    plain = YesNoJudge(JudgeConfig(base=8, dim=16, text_layers=1, grid=8, positions=True))
-    locating = YesNoJudge(JudgeConfig(base=8, dim=16, text_layers=1, grid=8, positions=True, locate=True))
-    assert not any(k.startswith("locator") for k in plain.state_dict())
-    assert count_parameters(locating) - count_parameters(plain) == 2 * (16 * 16 + 16) + (2 * 16 + 16)
-    # token i of the flattened 8x8 grid sits at row i // 8, column i % 8
-    step = 2 / 7
-    assert torch.allclose(locating.coords[1], torch.tensor([-1 + step, -1.0]))
-    assert torch.allclose(locating.coords[8], torch.tensor([-1.0, -1 + step]))
-    out = locating(torch.rand(3, 3, 32, 32), tokenize(["a photo of a circle left of a square"] * 3))
-    assert out.shape == (3,) and torch.isfinite(out).all()

@@ -248,7 +248,6 @@ class JudgeConfig:
     grid: int = 4  # image tokens per side
     positions: bool = False  # 2D position embeddings on the image tokens
     fusion_layers: int = 0  # joint self-attention over image and prompt tokens after the cross-attention
-    locate: bool = False  # each prompt token also learns where it looks: the centroid of its attention on the grid
 
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -261,8 +260,6 @@ class YesNoJudge(nn.Module):
     the judge can relate two attended regions (which object is left of which, which colour sits on which shape).
     """
 
-    coords: torch.Tensor  # (grid * grid, 2) token positions in [-1, 1], x then y
-
     def __init__(self, cfg: JudgeConfig):
         super().__init__()
         self.cfg = cfg
@@ -272,24 +269,12 @@ class YesNoJudge(nn.Module):
         self.norms = nn.ModuleList([nn.LayerNorm(cfg.dim) for _ in range(2)])
         self.fusion = nn.ModuleList(TransformerBlock(cfg.dim, 4) for _ in range(cfg.fusion_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.dim), _mlp(cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
-        self.locator = (
-            nn.ModuleList([nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim), nn.Linear(2, cfg.dim)])
-            if cfg.locate
-            else nn.ModuleList()
-        )
-        axis = torch.linspace(-1, 1, cfg.grid)
-        ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-        self.register_buffer("coords", torch.stack([xs.flatten(), ys.flatten()], -1), persistent=False)
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         grid = self.image(images)
         tokens, _, mask = self.text(ids)
         for norm, attn in zip(self.norms, self.look, strict=True):
             tokens = tokens + attn(norm(tokens), grid)
-        if self.locator:  # "circle" learns where the circle is, so "left of" compares two places
-            query, key, where = self.locator
-            weights = torch.softmax(query(tokens) @ key(grid).transpose(1, 2) / self.cfg.dim**0.5, -1)
-            tokens = tokens + where(weights @ self.coords)
         if self.fusion:
             joint = torch.cat([grid, tokens], 1)
             joint_mask = torch.cat([torch.ones_like(grid[..., 0], dtype=torch.bool), mask], 1)
