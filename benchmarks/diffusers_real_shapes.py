@@ -31,33 +31,19 @@ its wheel and importlib_metadata's and zipp's in the git-ignored .whl/):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-
-PROMPT = "a red fox sitting in tall grass at sunrise, soft light"  # ten words, as in ANCHORS.md
-
-
-@contextlib.contextmanager
-def built_on(device: str, dtype: torch.dtype) -> Iterator[None]:
-    """Initialise modules directly on the GPU in bf16: a 12B model never exists in fp32 or on the CPU."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            yield
-    finally:
-        torch.set_default_dtype(previous)
+from random_weights import PROMPT, built_on
 
 
 def word_tokenizer(max_length: int) -> Any:

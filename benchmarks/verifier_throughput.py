@@ -21,17 +21,16 @@ torchvision; if the machine lacks it, carry the wheel that matches its torch (an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from random_weights import PROMPT, built_on
 
-PROMPT = "a red fox sitting in tall grass at sunrise, soft light"  # ten words, as in ANCHORS.md
 # shared/ANCHORS.md, one H100, bf16, random weights: seconds per 512 px image of SANA-600M (20 steps, CFG 4.5, N=32)
 SANA = {"diffusers batched": 0.136, "denoiser alone": 0.072, "physical limit": 0.016}
 QWEN_SPECIAL = [
@@ -45,18 +44,6 @@ QWEN_SPECIAL = [
         "<|video_pad|>",
     )
 ]
-
-
-@contextlib.contextmanager
-def built_on(device: str, dtype: torch.dtype) -> Iterator[None]:
-    """Initialise modules directly on the GPU in bf16: nothing is ever materialised in fp32 on the CPU."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def word_tokenizer(special: list[str], max_length: int, **kwargs: Any) -> Any:

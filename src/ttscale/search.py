@@ -82,6 +82,29 @@ class Search:
             [sample(lambda y, i: gen.denoise(y, i, cond), c, sched, start=start, stop=stop) for c in chunks]
         )
 
+    def scored(
+        self,
+        images: torch.Tensor,
+        seeds: Sequence[int],
+        nfe_each: int,
+        round: int = 0,
+        paths: Sequence[list[list[Any]]] | None = None,
+    ) -> list[Candidate]:
+        """Score finished images of this prompt and make them candidates (one seed, and path, per image)."""
+        ranking, metrics = self.score(images)
+        return [
+            Candidate(
+                seed=seed,
+                image=images[j].cpu(),
+                scores={k: float(v[j]) for k, v in metrics.items()},
+                score=float(ranking[j]),
+                nfe=nfe_each,
+                round=round,
+                path=[] if paths is None else paths[j],
+            )
+            for j, seed in enumerate(seeds)
+        ]
+
     def draw(self, seeds: Sequence[int], round: int = 0) -> list[Candidate]:
         """Sample and score these seeds in batches; stops early (fewer candidates) where the budget ends."""
         out: list[Candidate] = []
@@ -90,20 +113,7 @@ class Search:
             batch = list(seeds[start : start + self.batch_size])[: self.affordable(self.batch_size)]
             if not batch:
                 break
-            images = self.generator.sample(self.prompt, batch)
-            ranking, metrics = self.score(images)
-            for j, seed in enumerate(batch):
-                scores = {k: float(v[j]) for k, v in metrics.items()}
-                out.append(
-                    Candidate(
-                        seed=seed,
-                        image=images[j].cpu(),
-                        scores=scores,
-                        score=float(ranking[j]),
-                        nfe=nfe_each,
-                        round=round,
-                    )
-                )
+            out += self.scored(self.generator.sample(self.prompt, batch), batch, nfe_each, round)
         return out
 
     def finish(
@@ -116,29 +126,16 @@ class Search:
         nfe_each: int,
     ) -> SearchResult:
         """Decode finished samples, score them, log the final round, and return them as the candidates."""
-        images = gen.decode(x)
-        ranking, metrics = self.score(images)
         final = len(rounds)
+        candidates = self.scored(gen.decode(x), seeds, nfe_each, final, paths)
         rounds.append(
             {
                 "round": final,
                 "step": gen.schedule().steps,
-                "pool": len(images),
-                "best": float(ranking.max()),
+                "pool": len(candidates),
+                "best": float(torch.tensor([c.score for c in candidates]).max()),  # NaN-propagating, as before
                 "nfe": self.meter.spent.nfe,
                 "verifier_calls": self.meter.spent.verifier_calls,
             }
         )
-        candidates = [
-            Candidate(
-                seed=seed,
-                image=images[j].cpu(),
-                scores={key: float(v[j]) for key, v in metrics.items()},
-                score=float(ranking[j]),
-                nfe=nfe_each,
-                round=final,
-                path=path,
-            )
-            for j, (seed, path) in enumerate(zip(seeds, paths, strict=True))
-        ]
         return SearchResult(candidates, rounds)

@@ -61,20 +61,7 @@ def zero_order(search: Search, *, rounds: int = 8, neighbours: int = 4, similari
                 break
             x = torch.cat(noises[start : start + count])
             x = sample(lambda x, i: gen.denoise(x, i, cond), x, sched)
-            images = gen.decode(x)
-            ranking, metrics = search.score(images)
-            for j in range(count):
-                pool.append(
-                    Candidate(
-                        seed=seed,
-                        image=images[j].cpu(),
-                        scores={k: float(v[j]) for k, v in metrics.items()},
-                        score=float(ranking[j]),
-                        nfe=nfe_each,
-                        round=r,
-                        path=paths[start + j],
-                    )
-                )
+            pool += search.scored(gen.decode(x), [seed] * count, nfe_each, r, paths[start : start + count])
         if not pool:
             break
         candidates += pool
