@@ -7,19 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttscale.lab import train
-from ttscale.lab.nets import JudgeConfig
+from ttscale.lab import data, train
+from ttscale.lab.nets import VOCAB, JudgeConfig, YesNoJudge, tokenize
 from ttscale.lab.prompts import colors, counting, prompt_suite
-from ttscale.lab.scenes import render, sample_scene
+from ttscale.lab.scenes import Scene, SceneObject, render, sample_scene
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.lab.weights import header
-from ttscale.lab.world import HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_COUNT
+from ttscale.lab.world import BACKGROUND, HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_COUNT, SHAPES
 
 TINY = {
-    "lab-visa": JudgeConfig(base=8, dim=16, text_layers=1, grid=8, positions=True, fusion_layers=1),
+    "lab-visa": JudgeConfig(
+        base=8, dim=16, text_layers=1, grid=8, positions=True, fusion_layers=1, locate=True, relate=True
+    ),
     "lab-clip": JudgeConfig(base=8, dim=16, text_layers=1),
 }
 
@@ -125,3 +128,64 @@ def test_relation_probe_is_a_deterministic_rate(tiny_models: dict[str, Path]) ->
     net, _ = load_judge(str(tiny_models["visa"]))
     rate = train.relation_probe(net, scenes=40)
     assert 0.0 <= rate <= 1.0 and rate == train.relation_probe(net, scenes=40)
+
+
+def test_grounded_rendering_gives_the_same_images_and_maps_that_cover_each_object() -> None:
+    images, metas = data.render_dataset(40, seed=3)
+    grounded, metas2, maps = data.render_grounded(40, seed=3, grid=8)
+    assert np.array_equal(images, grounded) and metas == metas2
+    assert maps.shape == (40, len(data.GROUNDING_CLASSES), 64) and maps.dtype == np.uint8
+    shapes, colours = maps[:, : len(SHAPES)], maps[:, len(SHAPES) :]
+    # Every foreground pixel is one shape and one colour, so both halves cover the same area.
+    foreground = (images != np.array(BACKGROUND, dtype=np.uint8)).any(-1).mean((1, 2))
+    assert np.allclose(shapes.sum((1, 2)) / 255 / 64, foreground, atol=0.02)
+    assert np.allclose(colours.sum((1, 2)) / 255 / 64, foreground, atol=0.02)
+
+
+def test_grounding_maps_put_an_object_in_its_cells() -> None:
+    scene = Scene((SceneObject("square", "red", cx=0.125, cy=0.875, size=0.25),))
+    maps = data.grounding_maps(scene, 32, 8).reshape(-1, 8, 8)
+    square, red = maps[data.GROUNDING_CLASSES.index("square")], maps[data.GROUNDING_CLASSES.index("red")]
+    assert np.array_equal(square, red) and square.sum() == 4 * 255  # 8x8 px = four 4x4 px cells, bottom left
+    assert square[6:8, 0:2].min() == 255 and square.sum() == square[6:8, 0:2].sum()
+
+
+def test_grounding_loss_is_the_targets_entropy_when_the_gaze_is_right() -> None:
+    ids = tokenize(["a photo of a red circle", "a photo of two squares"])
+    maps = torch.zeros(2, len(data.GROUNDING_CLASSES), 4, dtype=torch.uint8)
+    maps[0, data.GROUNDING_CLASSES.index("circle"), :2] = 255
+    maps[0, data.GROUNDING_CLASSES.index("red"), :2] = 255  # no square in either image: "squares" is left out
+    classes = train.grounding_classes()
+    right = torch.full((2, ids.shape[1], 4), 0.25)
+    right[0, :, :2], right[0, :, 2:] = 0.5 - 1e-9, 1e-9
+    assert float(train.grounding_loss(right, ids, maps, classes)) == pytest.approx(np.log(2), abs=1e-6)
+    wrong = right.flip(-1)
+    assert float(train.grounding_loss(wrong, ids, maps, classes)) > 10
+    assert float(train.grounding_loss(right, ids, torch.zeros_like(maps), classes)) == 0.0
+    assert classes[VOCAB["squares"]] == classes[VOCAB["square"]] == data.GROUNDING_CLASSES.index("square")
+    assert classes[VOCAB["photo"]] == -1
+
+
+@pytest.mark.parametrize(
+    ("prompt", "sign"), [("a photo of a circle left of a square", -1.0), ("a photo of a square right of a circle", 1.0)]
+)
+def test_relate_reads_the_subject_minus_the_object_offset(prompt: str, sign: float) -> None:
+    judge = YesNoJudge(JudgeConfig(base=8, dim=16, text_layers=1, grid=4, locate=True, relate=True))
+    ids = tokenize([prompt])
+    where = torch.zeros(1, ids.shape[1], 16)
+    words = prompt.split()
+    circle = words.index("circle")
+    where[0, :, 5] = 1.0
+    where[0, circle] = 0.0
+    where[0, circle, 4] = 1.0  # the circle in the left column, the square one column to its right
+    offset = judge._offset(where, ids)
+    step = 2 / 3  # cell centres are 2/3 apart on a 4x4 grid in [-1, 1]
+    assert offset[0].tolist() == pytest.approx([sign * step, 0.0])
+    assert judge._offset(where, tokenize(["a photo of a circle"])).abs().sum() == 0
+    logit, gaze = judge.judge(torch.rand(1, 3, 32, 32), ids)
+    assert logit.shape == (1,) and gaze is not None and torch.allclose(gaze.sum(-1), torch.ones(1, ids.shape[1]))
+
+
+def test_relate_needs_locate() -> None:
+    with pytest.raises(ValueError, match="locate=True"):
+        YesNoJudge(JudgeConfig(relate=True))

@@ -248,6 +248,10 @@ class JudgeConfig:
     grid: int = 4  # image tokens per side
     positions: bool = False  # 2D position embeddings on the image tokens
     fusion_layers: int = 0  # joint self-attention over image and prompt tokens after the cross-attention
+    locate: bool = False  # each prompt token also reads the centroid of where it looks (see YesNoJudge.judge)
+    relate: bool = (
+        False  # with locate: the answer also reads subject-minus-object centroid offsets, gated by the prompt
+    )
 
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -260,6 +264,9 @@ class YesNoJudge(nn.Module):
     the judge can relate two attended regions (which object is left of which, which colour sits on which shape).
     """
 
+    coords: torch.Tensor  # (grid * grid, 2) cell centres in [-1, 1], x then y
+    is_shape: torch.Tensor  # (vocabulary,) True for shape words, singular or plural
+
     def __init__(self, cfg: JudgeConfig):
         super().__init__()
         self.cfg = cfg
@@ -269,12 +276,42 @@ class YesNoJudge(nn.Module):
         self.norms = nn.ModuleList([nn.LayerNorm(cfg.dim) for _ in range(2)])
         self.fusion = nn.ModuleList(TransformerBlock(cfg.dim, 4) for _ in range(cfg.fusion_layers))
         self.head = nn.Sequential(nn.LayerNorm(cfg.dim), _mlp(cfg.dim), nn.GELU(), nn.Linear(cfg.dim, 1))
+        self.locator = (
+            nn.ModuleList([nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim), nn.Linear(2, cfg.dim)])
+            if cfg.locate
+            else nn.ModuleList()
+        )
+        if cfg.relate and not cfg.locate:
+            raise ValueError("JudgeConfig.relate needs locate=True: it compares where the prompt's objects are")
+        self.relation = nn.Linear(cfg.dim, 2) if cfg.relate else None
+        shape_ids = [VOCAB[w] for w in (*SHAPES, *PLURALS.values())]
+        self.register_buffer(
+            "is_shape", torch.isin(torch.arange(len(VOCAB)), torch.tensor(shape_ids)), persistent=False
+        )
+        axis = torch.linspace(-1, 1, cfg.grid)
+        ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+        self.register_buffer("coords", torch.stack([xs.flatten(), ys.flatten()], -1), persistent=False)
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.judge(images, ids)[0]
+
+    def judge(self, images: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The yes-logit, and with `locate` where each prompt token looks: (B, tokens, grid * grid) weights.
+
+        The weights' centroid is added to the token, so "left of" compares two coordinates instead of
+        having to discover them; training supervises the weights with the rendered scenes' grounding maps,
+        since a yes/no answer alone gives no pressure to look at the right place (mean attention suffices
+        to tell whether a circle is there at all).
+        """
         grid = self.image(images)
         tokens, _, mask = self.text(ids)
         for norm, attn in zip(self.norms, self.look, strict=True):
             tokens = tokens + attn(norm(tokens), grid)
+        where = None
+        if self.locator:
+            query, key, place = self.locator
+            where = torch.softmax(query(tokens) @ key(grid).transpose(1, 2) / self.cfg.dim**0.5, -1)
+            tokens = tokens + place(where @ self.coords)
         if self.fusion:
             joint = torch.cat([grid, tokens], 1)
             joint_mask = torch.cat([torch.ones_like(grid[..., 0], dtype=torch.bool), mask], 1)
@@ -282,7 +319,25 @@ class YesNoJudge(nn.Module):
                 joint = block(joint, joint_mask)
             tokens = joint[:, grid.shape[1] :]
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.head(pooled).squeeze(-1)
+        logit = self.head(pooled).squeeze(-1)
+        if self.relation is not None and where is not None:
+            logit = logit + (self.relation(pooled) * self._offset(where, ids)).sum(-1)
+        return logit, where
+
+    def _offset(self, where: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(B, 2): centroid of the first shape word's gaze minus the last one's (zero with fewer than two).
+
+        A yes/no head on pooled tokens is symmetric in the objects, and learning which is the subject from
+        scratch stalls (loss stays at log 2 on relation-only data); prompts name the subject first, so the
+        offset is read here and the prompt decides (through `relation`) what sign "yes" needs.
+        """
+        shape = self.is_shape[ids].float()  # (B, T)
+        order = torch.arange(ids.shape[1], device=ids.device, dtype=torch.float32)
+        first = (order == (shape * (ids.shape[1] - order)).argmax(1, keepdim=True)).float()  # no one_hot: it syncs
+        last = (order == (shape * (order + 1)).argmax(1, keepdim=True)).float()
+        two = (shape.sum(1, keepdim=True) >= 2).float()
+        centroids = where @ self.coords  # (B, T, 2)
+        return two * ((first - last)[..., None] * centroids).sum(1)
 
 
 class DualEncoder(nn.Module):
