@@ -13,6 +13,9 @@ the architectures' compute and memory, not image quality (FAMILIES below, cheape
 For each family it reports seconds per candidate and peak GPU memory of (a) ttscale's step-level
 best-of-4 search (runner, strategy, lab verifier with random weights, folder output) and (b) diffusers'
 own batched call `pipe(num_images_per_prompt=4, generator=[...])`, the baseline in shared/ANCHORS.md.
+Both warm up at the timed shapes first. ttscale's time is also split per candidate into encode (the prompt),
+denoise (the sampling loop, initial noise included), decode (VAE and postprocess), verify (the judge) and
+rest (mostly writing the output folder: uint8 conversion, PNG encoding, jsonl), each waiting for the GPU.
 One JSON line per family; a family that fails prints {"family": ..., "error": ...} and the rest go on.
 
 `--check-shapes` needs no GPU: it builds every pipeline on the meta device (no memory, no weights),
@@ -407,6 +410,19 @@ def gb(nbytes: int) -> float:
     return round(nbytes / 2**30, 2)
 
 
+def timed(parts: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, adding its seconds to parts[key]; it waits for the GPU, so its queued work counts to it."""
+
+    def call(*args: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args)
+        torch.cuda.synchronize()
+        parts[key] += time.perf_counter() - t0
+        return out
+
+    return call
+
+
 def bench(name: str, n: int, device: str) -> dict[str, Any]:
     from ttscale.config import SearchConfig
     from ttscale.generators.diffusers_generator import DiffusersGenerator
@@ -422,18 +438,35 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
     built_s = time.perf_counter() - t0
     gen = DiffusersGenerator(pipe, steps=steps, guidance=guidance, height=side, width=side, batch_size=n)
     verifier = LabVerifier(YesNoJudge(JudgeConfig()), name="random-visa", device=device)
-    metadata = prompt_suite("test")[0] | {"prompt": PROMPT}
-    verifier.score(gen.sample(PROMPT, [0]), [PROMPT])  # warm-up: kernels, allocator, cuDNN
+    cfg = SearchConfig(strategy="best-of-n", params={"n": n}, steps=steps, guidance=guidance, batch_size=n)
+    # Warm-up at the timed run's shapes (kernels, cuDNN plans, allocator, the judge's CUDA graph), as diffusers'
+    # own warm-up below is; on another prompt (the pipelines pad prompts to a fixed length, so the shapes are
+    # the same), so that the timed run encodes its prompt as diffusers' timed call does.
+    warm_up = prompt_suite("test")[0]
+    with tempfile.TemporaryDirectory() as out:
+        run(cfg, [warm_up], Path(out), gen, verifier)
     torch.cuda.synchronize()
 
+    # instance attributes shadow the methods, so the runner's metered wrappers and `sample` itself call these
+    parts = dict.fromkeys(("sample", "encode", "decode", "verify"), 0.0)
+    gen.sample = timed(parts, "sample", gen.sample)
+    gen.encode = timed(parts, "encode", gen.encode)
+    gen.decode = timed(parts, "decode", gen.decode)
+    verifier.score = timed(parts, "verify", verifier.score)
     torch.cuda.reset_peak_memory_stats()
-    cfg = SearchConfig(strategy="best-of-n", params={"n": n}, steps=steps, guidance=guidance, batch_size=n)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        totals = run(cfg, [metadata], Path(out), gen, verifier)
+        totals = run(cfg, [warm_up | {"prompt": PROMPT}], Path(out), gen, verifier)
         torch.cuda.synchronize()
         search_s = time.perf_counter() - t0
     search_peak = torch.cuda.max_memory_allocated()
+    split = {
+        "encode": parts["encode"],
+        "denoise": parts["sample"] - parts["encode"] - parts["decode"],
+        "decode": parts["decode"],
+        "verify": parts["verify"],
+        "rest": search_s - parts["sample"] - parts["verify"],
+    }
 
     generators = [torch.Generator().manual_seed(s) for s in range(n)]
     call = {"num_inference_steps": steps, "guidance_scale": guidance, "height": side, "width": side}
@@ -457,6 +490,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
         "nfe": totals.spend.nfe,
         "tflop_per_nfe": round(gen.flops_per_nfe / 1e12, 2),
         "ttscale_best_of_n_s_per_candidate": round(search_s / totals.candidates, 3),
+        "ttscale_split_s_per_candidate": {k: round(v / totals.candidates, 3) for k, v in split.items()},
         "ttscale_generator_tflops": round(totals.spend.generator_flops / search_s / 1e12, 1),
         "ttscale_peak_gb": gb(search_peak),
         "diffusers_batched_s_per_image": round(diffusers_s / n, 3),

@@ -415,6 +415,24 @@ def test_best_of_n_end_to_end(
     assert again.shape == (SIZE, SIZE, 3)
 
 
+@pytest.mark.parametrize("family", ["flux-schnell", "sd3"])
+def test_best_of_n_without_guidance(
+    family: str, tiny_pipeline: Callable[[str], Path], tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """guidance 0, FLUX.1-schnell's setting: no CFG branch (one NFE per step), as the pipeline's own call runs it."""
+    cfg = SearchConfig(params={"n": 2}, steps=2, guidance=0.0, batch_size=2)
+    gen = load_generator(
+        f"diffusers:{tiny_pipeline(family)}?resolution=32", steps=2, guidance=cfg.guidance, batch_size=2
+    )
+    totals = run(cfg, PROMPTS, tmp_path, gen, LabVerifier.from_pretrained(str(tiny_models["visa"])))
+    assert totals.candidates == 2 and gen.nfe_per_sample() == cfg.steps
+    records = _check_folder(tmp_path, 2, gen)
+    black_box = DiffusersBlackBox(gen.pipe, steps=2, guidance=0.0, height=SIZE, width=SIZE)
+    prompt, seeds = PROMPTS[0]["prompt"], [r["seed"] for r in records]
+    assert black_box.nfe_per_sample() == cfg.steps
+    assert float((gen.sample(prompt, seeds) - black_box.sample(prompt, seeds)).abs().max()) < 1e-4
+
+
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_zero_order_search_end_to_end(
     family: str, tiny_pipeline: Callable[[str], Path], tiny_models: dict[str, Path], tmp_path: Path

@@ -75,6 +75,16 @@ def test_verifiers_prefer_the_matching_prompt() -> None:
         assert (right > wrong).float().mean() >= 0.75, name
 
 
+def test_verifiers_judge_larger_images_at_their_own_32_pixels() -> None:
+    """A diffusers-sized image is area-resized to the judges' 32x32: a scene blown up 8x scores as the scene."""
+    prompt = prompt_suite("test")[0]["prompt"]
+    images = LabGenerator.from_pretrained("lab-small", steps=6, batch_size=4).sample(prompt, [1, 2])
+    large = images.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)
+    for name in ("lab-visa", "lab-clip"):
+        ver = LabVerifier.from_pretrained(name)
+        torch.testing.assert_close(ver.score(large, [prompt] * 2), ver.score(images, [prompt] * 2))
+
+
 def test_loading_errors_are_clear() -> None:
     with pytest.raises(TTScaleError, match="unknown generator"):
         load_generator("lab-huge")

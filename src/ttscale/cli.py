@@ -209,7 +209,9 @@ def search_cmd(
     verifier_calls: Annotated[int | None, typer.Option(help="Budget: verifier calls per prompt.")] = None,
     seconds: Annotated[float | None, typer.Option(help="Budget: seconds per prompt.")] = None,
     steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale; <= 1 (e.g. 0) runs without CFG.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Run seed; each candidate's seed derives from it.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
     shard: Annotated[

@@ -25,7 +25,12 @@ class SearchConfig(BaseModel):
     budget: Budget = Field(default_factory=Budget, description="per-prompt limits")
     k: int = Field(1, ge=1, description="images kept per prompt (what GenEval evaluates)")
     steps: int = Field(20, ge=1)
-    guidance: float = Field(3.0, ge=1.0)
+    guidance: float = Field(
+        3.0,
+        ge=0.0,
+        description="classifier-free guidance scale; at or below 1 the unconditional branch is skipped (one NFE "
+        "per step, as diffusers does), so 0 suits models without guidance (FLUX.1-schnell); FLUX.1-dev embeds it",
+    )
     seed: int = 0
     batch_size: int = Field(64, ge=1)
     device: str = "auto"

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,15 @@ def load_image(path: Path) -> np.ndarray:
         return np.array(im.convert("RGB"))
 
 
-def write_prompt(out: Path, index: int, metadata: dict[str, Any], images: list[np.ndarray]) -> Path:
-    """Write one prompt's metadata.jsonl and kept samples; metadata goes last, marking it complete."""
+def write_prompt(out: Path, index: int, metadata: dict[str, Any], images: Sequence[np.ndarray | bytes]) -> Path:
+    """Write one prompt's metadata.jsonl and kept samples; metadata goes last, marking it complete.
+
+    A sample given as bytes is already PNG-encoded (the runner's candidate file), so it is not encoded twice.
+    """
     folder = prompt_dir(out, index)
     for k, image in enumerate(images):
-        save_png(folder / "samples" / f"{k:05d}.png", image)
+        png = image if isinstance(image, bytes) else encode_png(image)
+        atomic_write_bytes(folder / "samples" / f"{k:05d}.png", png)
     write_jsonl(folder / "metadata.jsonl", [metadata])
     return folder
 

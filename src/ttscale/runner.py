@@ -24,7 +24,15 @@ from ttscale.budget import Budget, Meter, Spend
 from ttscale.candidate import rank_and_keep
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
-from ttscale.folder import atomic_write_text, prompt_dir, read_jsonl, save_png, write_jsonl, write_prompt
+from ttscale.folder import (
+    atomic_write_bytes,
+    atomic_write_text,
+    encode_png,
+    prompt_dir,
+    read_jsonl,
+    write_jsonl,
+    write_prompt,
+)
 from ttscale.generator import Generator, to_uint8
 from ttscale.search import Search
 from ttscale.strategies import get_strategy
@@ -100,10 +108,15 @@ def search_prompt(
     kept = rank_and_keep(result.candidates, config.k)
     spend = meter.close()
     folder = prompt_dir(out, index)
-    images = to_uint8(torch.stack([c.image for c in result.candidates]))
+    order = {id(c): j for j, c in enumerate(result.candidates)}
+    kept_at = [order[id(c)] for c in kept]
+    # each image written is converted and PNG-encoded once (a kept sample is its candidate's file, byte for byte)
+    written = list(range(len(result.candidates))) if config.save_candidates else kept_at
+    images = to_uint8(torch.stack([result.candidates[j].image for j in written]))
+    pngs = {j: encode_png(image) for j, image in zip(written, images, strict=True)}
     if config.save_candidates:
-        for j, image in enumerate(images):
-            save_png(folder / "candidates" / f"{j:05d}.png", image)
+        for j, png in pngs.items():
+            atomic_write_bytes(folder / "candidates" / f"{j:05d}.png", png)
     write_jsonl(folder / "candidates.jsonl", [c.record(j) for j, c in enumerate(result.candidates)])
     write_jsonl(folder / "rounds.jsonl", result.rounds)
     spend_row = {
@@ -115,8 +128,7 @@ def search_prompt(
         "seconds": spend.seconds,
     }
     atomic_write_text(folder / "spend.json", json.dumps(spend_row) + "\n")
-    order = {id(c): j for j, c in enumerate(result.candidates)}
-    write_prompt(out, index, metadata, [images[order[id(c)]] for c in kept])
+    write_prompt(out, index, metadata, [pngs[j] for j in kept_at])
     return PromptOutcome(index, spend, len(result.candidates), kept[0].score)
 
 

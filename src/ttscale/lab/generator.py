@@ -29,6 +29,9 @@ def measure_flops(net: FlowUNet) -> float:
 class LabGenerator:
     """x0 = x_t - t * v with v = v_uncond + w (v_cond - v_uncond); both CFG branches count as NFEs.
 
+    As in diffusers, guidance w <= 1 means no CFG: v = v_cond, one NFE per step (w = 0 would otherwise sample
+    the unconditional model, which no one asking for "no guidance" wants).
+
     On a GPU the U-Net runs as CUDA graphs (`cuda_graphs=False` to turn them off): at search's small batches
     this small net is bound by kernel launches, not by compute.
     """
@@ -48,7 +51,7 @@ class LabGenerator:
         self._velocity = GraphedCall(lambda x, t, *cond: self.net(x, t, cond), enabled=cuda_graphs)
         self.name, self.guidance, self.steps = name, guidance, steps
         self.device, self.batch_size = torch.device(device), batch_size
-        self.nfe_per_call = 1 if guidance == 1.0 else 2
+        self.nfe_per_call = 2 if guidance > 1.0 else 1
         self._schedule = flow_schedule(steps)
 
     @classmethod

@@ -221,6 +221,7 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"grid must be 4 or 8, not {grid}")
         chans = [3, base, 2 * base, 4 * base]
         pools = 3 if grid == 4 else 2
+        self.resolution = grid * 2**pools  # the side of the images it is built for: 32 either way
         layers: list[nn.Module] = []
         for stage, (cin, cout) in enumerate(itertools.pairwise(chans)):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ttscale.cuda_graphs import GraphedCall
@@ -14,6 +15,10 @@ from ttscale.lab.weights import load_judge
 
 class LabVerifier:
     """Scores (image, prompt) pairs with a lab judge; images are (B, 3, H, W) in [0, 1].
+
+    Images of another size are area-resized to the judge's 32x32 first, as real verifiers resize to their
+    input size: a judge has only seen 32x32 scenes, `flops_per_image` is its cost at that size, and at 1024 px
+    its CNN would do ~1000x that work (and one with position embeddings would not run at all).
 
     On a GPU the judge replays as CUDA graphs, like the lab generator: step-level strategies score a few
     look-aheads at every step.
@@ -49,8 +54,11 @@ class LabVerifier:
     @torch.no_grad()
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         ids = tokenize(prompts).to(self.device)
-        out = [
-            self._graphed(images[s : s + self.batch_size].to(self.device).float(), ids[s : s + self.batch_size])
-            for s in range(0, len(prompts), self.batch_size)
-        ]
+        side = self.net.image.resolution
+        out = []
+        for s in range(0, len(prompts), self.batch_size):
+            batch = images[s : s + self.batch_size].to(self.device).float()
+            if batch.shape[-2:] != (side, side):
+                batch = F.interpolate(batch, size=(side, side), mode="area")
+            out.append(self._graphed(batch, ids[s : s + self.batch_size]))
         return {self.metrics[0]: torch.cat(out).float().cpu()}
