@@ -8,6 +8,7 @@ seeds, and best-of-n and zero-order search run end to end into the usual output 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,16 +20,26 @@ import diffusers
 import pytest
 import torch
 import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ttscale.budget import Budget, Meter
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
 from ttscale.folder import load_image, read_jsonl
 from ttscale.generator import StepGenerator, to_uint8
 from ttscale.generators.diffusers_generator import DiffusersBlackBox, DiffusersGenerator
+from ttscale.generators.schedules import diffusers_grid
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.loading import load_generator
 from ttscale.runner import run
+from ttscale.samplers import advance, sample
+from ttscale.search import Search
+from ttscale.seeds import gaussian
+from ttscale.strategies.particles import particle_filter
+from ttscale.strategies.paths import search_over_paths
+from ttscale.strategies.pruning import early_pruning
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: the loader never downloads (local_files_only) anyway
 
@@ -110,6 +121,26 @@ def _unet(**kwargs: Any) -> Any:
     )
 
 
+# The scheduler configs the released checkpoints ship (Sana_*_diffusers, PixArt-Sigma-XL-2-*-MS), less the
+# keys that are DPMSolverMultistepScheduler's defaults anyway: DPM-Solver++(2M), midpoint, lower_order_final,
+# final_sigmas_type "zero", linspace spacing.
+SANA_SCHEDULER: dict[str, Any] = {
+    "algorithm_type": "dpmsolver++",
+    "solver_order": 2,
+    "use_flow_sigmas": True,
+    "flow_shift": 3.0,
+    "prediction_type": "flow_prediction",
+}
+PIXART_SCHEDULER: dict[str, Any] = {
+    "algorithm_type": "dpmsolver++",
+    "solver_order": 2,
+    "beta_schedule": "linear",
+    "beta_start": 0.0001,
+    "beta_end": 0.02,
+    "prediction_type": "epsilon",
+}
+
+
 def build_sana() -> Any:
     transformer = diffusers.SanaTransformer2DModel(
         patch_size=1,
@@ -154,10 +185,7 @@ def build_sana() -> Any:
             max_position_embeddings=1024,
         )
     )
-    # what SANA ships: DPM-Solver++ over shifted flow sigmas
-    scheduler = diffusers.DPMSolverMultistepScheduler(
-        use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction"
-    )
+    scheduler = diffusers.DPMSolverMultistepScheduler(**SANA_SCHEDULER)
     return diffusers.SanaPipeline(
         tokenizer=_tokenizer(512), text_encoder=gemma, vae=vae, transformer=transformer, scheduler=scheduler
     )
@@ -284,7 +312,7 @@ def build_pixart() -> Any:
         text_encoder=_t5(),
         vae=_vae(),
         transformer=transformer,
-        scheduler=diffusers.DPMSolverMultistepScheduler(**_ddpm_config()),
+        scheduler=diffusers.DPMSolverMultistepScheduler(**PIXART_SCHEDULER),
     )
 
 
@@ -298,15 +326,11 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "pixart-sigma": build_pixart,
 }
 
-# The pipeline's own solver where the adapter's update (Euler / DDIM) is not already the same: DPM-Solver
-# (SANA, PixArt) and PNDM (SD1.5) keep their grid in the adapter but not their multistep update.
-# DDIM is set up as SD's own config has it (leading spacing) with a clean last step (set_alpha_to_one).
+# The pipeline's own solver where the adapter's update is not the same: PNDM (SD1.5) keeps its grid in the
+# adapter but not its PLMS update (DPM-Solver++(2M), SANA's and PixArt's, is the adapter's own). DDIM is set
+# up as SD's own config has it (leading spacing) with a clean last step (set_alpha_to_one).
 AGREEMENT_SCHEDULER: dict[str, Callable[[Any], Any]] = {
-    "sana": lambda config: diffusers.FlowMatchEulerDiscreteScheduler(shift=config.flow_shift),
     "sd15": lambda config: diffusers.DDIMScheduler.from_config(
-        config, set_alpha_to_one=True, clip_sample=False, timestep_spacing="leading"
-    ),
-    "pixart-sigma": lambda config: diffusers.DDIMScheduler.from_config(
         config, set_alpha_to_one=True, clip_sample=False, timestep_spacing="leading"
     ),
 }
@@ -353,6 +377,105 @@ def test_step_level_sampling_reproduces_the_pipeline_call(family: str, tiny_pipe
     assert float((ours[0] - ours[1]).abs().max()) > 0.05  # seeds matter, so the agreement says something
     assert gen.nfe_per_sample() == black_box.nfe_per_sample() == STEPS * (1 if family.startswith("flux") else 2)
     assert gen.flops_per_nfe > 0
+
+
+def _toy_output(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A smooth stand-in for a denoiser's raw output that depends on x and the timestep, as a model's does."""
+    return 0.7 * torch.sin(1.3 * x) + 0.2 * x * (float(t) / 1000) + 0.1
+
+
+TOY_SCHEDULERS: dict[str, dict[str, Any]] = {
+    "sana": SANA_SCHEDULER,
+    "pixart": PIXART_SCHEDULER,
+    "karras-v": {"use_karras_sigmas": True, "prediction_type": "v_prediction", **_ddpm_config()},
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 25), config=st.sampled_from(list(TOY_SCHEDULERS)), split=st.integers(0, 25))
+def test_dpmpp_2m_matches_the_schedulers_own_steps(steps: int, config: str, split: int) -> None:
+    """samplers' DPM-Solver++(2M) over diffusers_grid reproduces DPMSolverMultistepScheduler.step on a toy model,
+    for step counts on both sides of diffusers' lower_order_final threshold (15), and stopping part-way with
+    `advance` and going on from its last estimate changes nothing."""
+    scheduler = diffusers.DPMSolverMultistepScheduler(**TOY_SCHEDULERS[config])
+    grid = diffusers_grid(scheduler, steps, flow=config == "sana")
+    sched = grid.schedule
+    assert sched.solver == "dpmpp-2m"
+
+    def denoise(x: torch.Tensor, i: int) -> torch.Tensor:
+        out, alpha, sigma = _toy_output(x, grid.timesteps[i]), sched.alpha[i], sched.sigma[i]
+        if grid.prediction == "flow":
+            return x - sigma * out
+        if grid.prediction == "epsilon":
+            return (x - sigma * out) / alpha
+        return alpha * x - sigma * out
+
+    noise = gaussian([0, 1], (4, 8, 8))
+    scheduler.set_timesteps(steps)
+    theirs = noise * scheduler.init_noise_sigma
+    for t in scheduler.timesteps:
+        theirs = scheduler.step(_toy_output(theirs, t), t, theirs).prev_sample
+    ours = sample(denoise, noise * grid.noise_scale, sched)
+    scale = max(1.0, float(theirs.abs().max()))  # epsilon models' x0 grows large on this toy output
+    assert float((ours - theirs).abs().max()) / scale < 1e-5
+    if steps >= 3:  # the first-order update on the same grid is measurably different
+        first = sample(denoise, noise * grid.noise_scale, dataclasses.replace(sched, solver="euler"))
+        assert float((first - theirs).abs().max()) / scale > 1e-4
+    part, last = advance(denoise, noise * grid.noise_scale, sched, 0, min(split, steps))
+    assert torch.equal(advance(denoise, part, sched, min(split, steps), steps, last)[0], ours)
+
+
+@pytest.mark.parametrize("family", ["sana", "pixart-sigma"])
+def test_dpm_solver_families_reproduce_the_pipeline_call_over_more_steps(
+    family: str, tiny_pipeline: Callable[[str], Path]
+) -> None:
+    """SANA and PixArt with the DPMSolverMultistepScheduler they ship: five steps take three 2M ones."""
+    gen = _load(tiny_pipeline(family), steps=5)
+    assert gen.schedule().solver == "dpmpp-2m"
+    black_box = DiffusersBlackBox(gen.pipe, steps=5, guidance=GUIDANCE, height=SIZE, width=SIZE)
+    prompt, seeds = PROMPTS[0]["prompt"], [7, 8]
+    theirs = black_box.sample(prompt, seeds)
+    assert float((gen.sample(prompt, seeds) - theirs).abs().max()) < 1e-4
+    gen._schedule = dataclasses.replace(gen.schedule(), solver="euler")  # what the adapter did before 2M
+    assert float((gen.sample(prompt, seeds) - theirs).abs().max()) > 1e-3
+
+
+def test_early_pruning_with_dpm_solver_finishes_the_kept_as_their_plain_runs(
+    tiny_pipeline: Callable[[str], Path], tiny_models: dict[str, Path]
+) -> None:
+    """Stopping at the look-ahead and going on keeps each trajectory's solver history: a kept candidate is
+    the image its seed gives in a plain run (and so in the pipeline's own call)."""
+    gen = _load(tiny_pipeline("sana"), steps=5)
+    verifier = LabVerifier.from_pretrained(str(tiny_models["visa"]))
+    search = Search.metered(gen, verifier, Meter(Budget()), PROMPTS[0]["prompt"], prompt_index=0, batch_size=2)
+    result = early_pruning(search, n=3, at=0.4, keep=2)
+    assert [c.path for c in result.candidates] == [[["pruned_at", 2, r]] for r in range(2)]
+    plain = gen.sample(PROMPTS[0]["prompt"], [c.seed for c in result.candidates])
+    assert float((plain - torch.stack([c.image for c in result.candidates])).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params"),
+    [
+        (search_over_paths, {"n": 2, "width": 1, "keep": 2, "eta": 0.0, "branch_at": (1, 2)}),
+        (particle_filter, {"particles": 2, "resample_every": 1, "ess_threshold": 0.0, "eta": 0.0}),
+    ],
+)
+def test_branching_strategies_without_fresh_noise_keep_the_multistep_history(
+    strategy: Callable[..., Any],
+    params: dict[str, Any],
+    tiny_pipeline: Callable[[str], Path],
+    tiny_models: dict[str, Path],
+) -> None:
+    """With eta 0 (and one child per parent, or no resampling) branching and scoring change no trajectory, so
+    each candidate is its seed's plain 2M run: the solver history goes through every branch point."""
+    gen = _load(tiny_pipeline("pixart-sigma"), steps=5)
+    verifier = LabVerifier.from_pretrained(str(tiny_models["visa"]))
+    search = Search.metered(gen, verifier, Meter(Budget()), PROMPTS[0]["prompt"], prompt_index=0, batch_size=2)
+    result = strategy(search, **params)
+    assert len(result.candidates) == 2 and result.rounds
+    plain = gen.sample(PROMPTS[0]["prompt"], [c.seed for c in result.candidates])
+    assert float((plain - torch.stack([c.image for c in result.candidates])).abs().max()) < 1e-5
 
 
 def test_black_box_of_an_unsupported_pipeline_seeds_like_the_step_level_path(

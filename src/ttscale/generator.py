@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,11 +24,17 @@ class Schedule:
 
     `t[i]` is the value the model is conditioned on at step i (flow time in [0, 1], or a DDPM timestep).
     Flow matching has alpha = 1 - t, sigma = t; epsilon models the cumulative-alpha square roots.
+    `solver` is the update `ttscale.samplers` moves x with: "euler" (Euler / DDIM, first order, from the
+    current x0 estimate alone) or "dpmpp-2m" (DPM-Solver++(2M), which also uses the previous grid point's
+    estimate). It belongs to the grid because a model's sampler is chosen with its grid (diffusers ships
+    both in one scheduler config), and every strategy stepping through the schedule must use the same one
+    for a seed to mean the same image on every path.
     """
 
     t: torch.Tensor
     alpha: torch.Tensor
     sigma: torch.Tensor
+    solver: Literal["euler", "dpmpp-2m"] = "euler"
 
     @property
     def steps(self) -> int:

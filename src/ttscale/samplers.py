@@ -5,6 +5,11 @@ x' = alpha' * x0 + sigma' * eps_hat is DDIM for epsilon models and exactly Euler
 flow (alpha = 1 - t, sigma = t). With `eta > 0` part of eps_hat is replaced by fresh noise of the
 same variance, which keeps the marginals (DDIM's eta family) and gives particle methods a
 stochastic sampler for flow models, whose ODE would keep resampled copies identical.
+
+A schedule whose `solver` is "dpmpp-2m" takes DPM-Solver++(2M) steps instead (Lu et al. 2022, as
+k-diffusion's `sample_dpmpp_2m` and diffusers' DPMSolverMultistepScheduler): the same update with the x0
+estimate extrapolated through the previous grid point's, so a deterministic step needs that previous
+estimate (`prev_x0`) and `advance` carries it from step to step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,19 @@ def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor, sigma: t
     return (x - alpha * x0) / sigma
 
 
+def dpmpp_2m_x0(x0: torch.Tensor, prev_x0: torch.Tensor, schedule: Schedule, i: int) -> torch.Tensor:
+    """DPM-Solver++(2M)'s x0 estimate for the step from grid point i to i + 1 (0 < i, sigma[i + 1] > 0).
+
+    In log-SNR time lambda = log(alpha / sigma) the data-prediction ODE's exact solution is the first-order
+    update with x0 integrated over the step; 2M takes x0 at the step's midpoint, extrapolated linearly
+    through the estimates at i - 1 and i: x0 + (h / (2 h_prev)) (x0 - prev_x0). This is k-diffusion's
+    `denoised_d` and diffusers' "midpoint" solver_type, so `step` with it reproduces both.
+    """
+    lam = torch.log(schedule.alpha.double()) - torch.log(schedule.sigma.double())
+    half_ratio = float((lam[i + 1] - lam[i]) / (2 * (lam[i] - lam[i - 1])))
+    return x0 + half_ratio * (x0 - prev_x0)
+
+
 def step(
     x: torch.Tensor,
     x0: torch.Tensor,
@@ -30,10 +48,22 @@ def step(
     i: int,
     eta: float = 0.0,
     noise: torch.Tensor | None = None,
+    prev_x0: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Move x from grid point i to i + 1 given the model's x0 estimate."""
+    """Move x from grid point i to i + 1 given the model's x0 estimate.
+
+    `prev_x0` is the estimate at grid point i - 1 of the same deterministic trajectory; with it a
+    "dpmpp-2m" schedule takes a second-order step. Without it the step is first order, as DPM-Solver's first
+    step is, and so is the last step (to sigma = 0, an infinite log-SNR step the extrapolation cannot span;
+    diffusers' lower_order_final). A stochastic step (eta > 0) is always first order: the fresh noise moves x
+    off the ODE path that 2M integrates. So pass None as `prev_x0` right after a stochastic step (a branch
+    or a particle move re-noises x, and the old estimate belongs to the path it left), and index it like x
+    when trajectories are copied or reordered (resampling, pruning).
+    """
     a, s = schedule.alpha[i], schedule.sigma[i]
     a2, s2 = schedule.alpha[i + 1], schedule.sigma[i + 1]
+    if prev_x0 is not None and schedule.solver == "dpmpp-2m" and eta == 0.0 and s2 > 0:
+        x0 = dpmpp_2m_x0(x0, prev_x0, schedule, i)
     eps = eps_from_x0(x, x0, a, s)
     if eta == 0.0 or s2 == 0:
         return a2 * x0 + s2 * eps
@@ -44,6 +74,30 @@ def step(
     return a2 * x0 + torch.sqrt(s2**2 - fresh**2) * eps + fresh * noise
 
 
+def advance(
+    denoise: Denoise,
+    x: torch.Tensor,
+    schedule: Schedule,
+    start: int,
+    stop: int,
+    prev_x0: torch.Tensor | None = None,
+    callback: Callback | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Deterministic sampling from grid point `start` to `stop`, continuing a trajectory.
+
+    Returns x at `stop` and the last x0 estimate (at stop - 1; `prev_x0` itself when no step is taken), so
+    a strategy that stops part-way (to score a look-ahead, prune or branch) can go on with the multistep
+    solver exactly where a plain run would be, instead of restarting it at first order.
+    """
+    for i in range(start, stop):
+        x0 = denoise(x, i)
+        x = step(x, x0, schedule, i, prev_x0=prev_x0)
+        prev_x0 = x0
+        if callback is not None:
+            callback(i, x, x0)
+    return x, prev_x0
+
+
 def sample(
     denoise: Denoise,
     x: torch.Tensor,
@@ -52,14 +106,13 @@ def sample(
     stop: int | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """Deterministic sampling from grid point `start` to `stop` (default: the end): Euler / DDIM."""
+    """Deterministic sampling from grid point `start` to `stop` (default: the end) with the schedule's solver.
+
+    A multistep solver starts at first order at `start`, as at the beginning of a trajectory; `advance`
+    continues one from its previous estimate instead.
+    """
     stop = schedule.steps if stop is None else stop
-    for i in range(start, stop):
-        x0 = denoise(x, i)
-        x = step(x, x0, schedule, i)
-        if callback is not None:
-            callback(i, x, x0)
-    return x
+    return advance(denoise, x, schedule, start, stop, callback=callback)[0]
 
 
 def flow_schedule(steps: int, shift: float = 1.0) -> Schedule:

@@ -17,7 +17,7 @@ import torch
 from ttscale.budget import Meter
 from ttscale.candidate import Candidate
 from ttscale.generator import Generator, StepGenerator, metered
-from ttscale.samplers import sample
+from ttscale.samplers import advance
 from ttscale.seeds import candidate_seed
 from ttscale.verifier import MeteredVerifier, Verifier, scores_for
 
@@ -74,13 +74,35 @@ class Search:
         ]
         return torch.cat([r for r, _ in parts]), {k: torch.cat([m[k] for _, m in parts]) for k in parts[0][1]}
 
-    def denoise_steps(self, gen: StepGenerator, x: torch.Tensor, cond: Any, start: int, stop: int) -> torch.Tensor:
-        """Deterministic sampling of x from grid point `start` to `stop`, in batches of `batch_size`."""
+    def denoise_steps(
+        self,
+        gen: StepGenerator,
+        x: torch.Tensor,
+        cond: Any,
+        start: int,
+        stop: int,
+        prev_x0: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Deterministic sampling of x from grid point `start` to `stop`, in batches of `batch_size`.
+
+        As `samplers.advance`: `prev_x0` is x's x0 estimate at start - 1 (None at the start of a trajectory
+        or after a stochastic step), and the last estimate comes back with x so that a multistep solver
+        continues from `stop` where a plain run would be.
+        """
         sched = gen.schedule()
-        chunks = [x[s : s + self.batch_size] for s in range(0, len(x), self.batch_size)]
-        return torch.cat(
-            [sample(lambda y, i: gen.denoise(y, i, cond), c, sched, start=start, stop=stop) for c in chunks]
-        )
+        parts = [
+            advance(
+                lambda y, i: gen.denoise(y, i, cond),
+                x[s : s + self.batch_size],
+                sched,
+                start,
+                stop,
+                None if prev_x0 is None else prev_x0[s : s + self.batch_size],
+            )
+            for s in range(0, len(x), self.batch_size)
+        ]
+        last = [p for _, p in parts if p is not None]  # all chunks have one, or none has (no step, no prev_x0)
+        return torch.cat([y for y, _ in parts]), torch.cat(last) if last else None
 
     def scored(
         self,

@@ -1,17 +1,29 @@
 """A diffusers scheduler's own timestep grid as a ttscale Schedule, so ttscale.samplers can drive the model.
 
 The grid (and the timesteps the model is conditioned on) come from the pipeline's scheduler, set up as
-its pipeline sets it up; only the update rule is ours: Euler for flow matching and DDIM for VP models,
-which is the same update as diffusers' FlowMatchEulerDiscreteScheduler, DDIMScheduler (eta 0) and
-EulerDiscreteScheduler (Euler in sigma/alpha coordinates is DDIM). Multistep solvers (DPM-Solver, UniPC,
-PNDM) keep their grid but are replaced by that first-order update.
+its pipeline sets it up; the update rule is ttscale.samplers', picked to be the scheduler's own:
+
+- Euler for flow matching and DDIM for VP models, the same update as diffusers'
+  FlowMatchEulerDiscreteScheduler, DDIMScheduler (eta 0) and EulerDiscreteScheduler (Euler in
+  sigma/alpha coordinates is DDIM);
+- DPM-Solver++(2M) for DPMSolverMultistepScheduler with algorithm_type "dpmsolver++" and solver_order 2,
+  its defaults and what SANA and PixArt ship: on flow sigmas (use_flow_sigmas, flow_shift) and VP sigmas
+  (Karras-style ones included) alike, first order on the first step and on the last one (to sigma 0, as
+  diffusers' final_sigmas_type "zero" does). Exact for solver_type "midpoint" (the default); "heun" and
+  solver_order 3 get 2M too, the closest update ttscale has.
+
+Every other multistep solver (DPM-Solver's noise-prediction and SDE variants, UniPC, PNDM) keeps its grid
+but is replaced by the first-order update, and every grid ends clean (sigma 0): a scheduler that stops at
+sigma_min (final_sigmas_type "sigma_min", PNDM without set_alpha_to_one) decodes a slightly different
+image in ttscale. PNDM's PLMS also spends one more model call than it has steps (its first step is a
+two-evaluation one), which ttscale's one-call-per-step interface has no place for.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -45,8 +57,23 @@ def _decreasing(ts: torch.Tensor, steps: int) -> bool:
     return len(ts) == steps and bool((ts[:-1] > ts[1:]).all())
 
 
+def _solver(scheduler: Any) -> Literal["euler", "dpmpp-2m"]:
+    """The scheduler's own update where ttscale.samplers has it (see the module docstring), else "euler"."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    config = scheduler.config
+    if (
+        isinstance(scheduler, DPMSolverMultistepScheduler)
+        and config.get("algorithm_type") == "dpmsolver++"
+        and config.get("solver_order", 2) >= 2
+    ):
+        return "dpmpp-2m"
+    return "euler"
+
+
 def diffusers_grid(scheduler: Any, steps: int, flow: bool, **timestep_kwargs: Any) -> DiffusersGrid:
     """The grid of `steps` steps of this scheduler (a private copy is set up; the pipeline's is left alone)."""
+    solver = _solver(scheduler)
     sched = copy.deepcopy(scheduler)
     _set(sched, steps, timestep_kwargs)
     ts = sched.timesteps
@@ -62,12 +89,14 @@ def diffusers_grid(scheduler: Any, steps: int, flow: bool, **timestep_kwargs: An
             t=torch.cat([ts.double().cpu(), torch.zeros(1, dtype=torch.float64)]).float(),
             alpha=(1 - sigma).float(),
             sigma=sigma.float(),
+            solver=solver,
         )
         return DiffusersGrid(schedule, ts, float(getattr(sched, "init_noise_sigma", 1.0)), "flow")
     if not _decreasing(ts, steps):
         # PNDM (repeats a timestep) and second-order solvers (two calls per step): DDIM on the same config
         from diffusers import DDIMScheduler
 
+        solver = "euler"
         sched = DDIMScheduler.from_config(scheduler.config)
         _set(sched, steps, timestep_kwargs)
         ts = sched.timesteps
@@ -86,6 +115,7 @@ def diffusers_grid(scheduler: Any, steps: int, flow: bool, **timestep_kwargs: An
         t=torch.cat([ts.double().cpu(), torch.zeros(1, dtype=torch.float64)]).float(),
         alpha=alpha.float(),
         sigma=sigma.float(),
+        solver=solver,
     )
     prediction = str(scheduler.config.get("prediction_type", "epsilon"))
     if prediction not in ("epsilon", "v_prediction", "sample"):

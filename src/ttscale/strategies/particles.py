@@ -44,9 +44,12 @@ def particle_filter(
     """FK steering with adaptive systematic resampling on the x0 look-ahead reward.
 
     Particles move with the stochastic sampler (`eta` > 0): the flow model's ODE is deterministic, so copies
-    made by resampling would otherwise stay identical to the end. Look-ahead rewards r are taken at grid
-    points resample_every, 2 * resample_every, ... (never at the last step); each multiplies the particle's
-    weight by the potential G = exp(temperature * s), with s per `potential`:
+    made by resampling would otherwise stay identical to the end. Those steps are first order even where the
+    schedule's solver is multistep (DPM-Solver++(2M)), which extrapolates x0 along one ODE path that fresh
+    noise leaves at every step; with `eta` 0 the particles take the solver's own steps, their histories
+    resampled with them. Look-ahead rewards r are taken at grid points resample_every, 2 * resample_every,
+    ... (never at the last step); each multiplies the particle's weight by the potential
+    G = exp(temperature * s), with s per `potential`:
       "max":  the highest reward along the particle's lineage so far (FK steering's default),
       "sum":  the sum of the rewards along its lineage,
       "diff": r minus the lineage's previous reward (0 before the first); the product telescopes to
@@ -86,6 +89,7 @@ def particle_filter(
     log_w = torch.zeros(count, dtype=torch.float64)
     lineage = torch.full((count,), -torch.inf if potential == "max" else 0.0, dtype=torch.float64)
     rounds: list[dict[str, Any]] = []
+    prev_x0: torch.Tensor | None = None
     for i in range(steps):
         x0 = _denoise(gen, x, i, cond, search.batch_size)
         if count > 1 and i in checks:
@@ -108,6 +112,7 @@ def particle_filter(
                 parents = systematic_resample(w, u)
                 index = parents.to(x.device)
                 x, x0, lineage = x[index], x0[index], lineage[parents]
+                prev_x0 = None if prev_x0 is None else prev_x0[index]
                 roots = [roots[j] for j in parents.tolist()]
                 paths = [[*paths[j], ["resample", i, j]] for j in parents.tolist()]
                 log_w = torch.zeros(count, dtype=torch.float64)
@@ -124,7 +129,8 @@ def particle_filter(
                 }
             )
         noise = gaussian([search.seed(i * count + q, "sde") for q in range(count)], tuple(x.shape[1:]))
-        x = step(x, x0, sched, i, eta=eta, noise=noise.to(x.device))
+        x = step(x, x0, sched, i, eta=eta, noise=noise.to(x.device), prev_x0=prev_x0)
+        prev_x0 = x0 if eta == 0.0 else None
 
     return search.finish(gen, x, [seeds[roots[q]] for q in range(count)], paths[:count], rounds, steps * per_call)
 

@@ -30,9 +30,11 @@ def search_over_paths(
 
     Children of one parent share its x0 estimate and differ by the fresh noise of one stochastic step
     (`eta` > 0) from the branch step; between branch steps and after the last one trajectories move
-    deterministically. `branch_at` defaults to three evenly spaced grid points in the first two thirds of
-    the schedule (4, 8, 13 of 20 steps; 1, 2 of 4), where the look-ahead is informative and there is still
-    room to change the image. Candidates are the finished survivors; `path` lists ["branch", step, seed]:
+    deterministically. With a multistep solver (DPM-Solver++(2M)) a stochastic branch step and the step
+    after it are first order: 2M extrapolates x0 along one ODE path, and the fresh noise has just moved
+    each child off the path its parent's estimates were made on. `branch_at` defaults to three evenly
+    spaced grid points in the first two thirds of the schedule (4, 8, 13 of 20 steps; 1, 2 of 4), where
+    the look-ahead is informative and there is still room to change the image. Candidates are the finished survivors; `path` lists ["branch", step, seed]:
     their x at step + 1 is `samplers.step(x, denoise(x, step), sched, step, eta, gaussian([seed], shape))`.
 
     Budget: before each stage the search makes sure what it holds can still be completed (finished
@@ -66,10 +68,11 @@ def search_over_paths(
     paths: list[list[list[Any]]] = [[] for _ in range(count)]
     cond = gen.encode(search.prompt)
     x = gen.noise(seeds)
+    prev_x0: torch.Tensor | None = None
     grid, drawn = 0, 0
     rounds: list[dict[str, Any]] = []
     for k, b in enumerate(stages):
-        x = search.denoise_steps(gen, x, cond, grid, b)
+        x, prev_x0 = search.denoise_steps(gen, x, cond, grid, b, prev_x0)
         grid, pool = b, len(x)
         nxt = stages[k + 1] if k + 1 < len(stages) else None
         most = min(keep, pool) * width
@@ -90,7 +93,10 @@ def search_over_paths(
         drawn += children
         index = torch.tensor(kids, device=x.device)
         noise = gaussian(branch_seeds, tuple(x.shape[1:])).to(x.device)
-        x = step(x[index], x0[index], sched, b, eta=eta, noise=noise)
+        x = step(
+            x[index], x0[index], sched, b, eta=eta, noise=noise, prev_x0=None if prev_x0 is None else prev_x0[index]
+        )
+        prev_x0 = x0[index] if eta == 0.0 else None  # a re-noised child starts its solver history afresh
         seeds = [seeds[j] for j in kids]
         paths = [[*paths[j], ["branch", b, s]] for j, s in zip(kids, branch_seeds, strict=True)]
         grid = b + 1
@@ -107,7 +113,7 @@ def search_over_paths(
             }
         )
 
-    x = search.denoise_steps(gen, x, cond, grid, steps)
+    x, _ = search.denoise_steps(gen, x, cond, grid, steps, prev_x0)
     return search.finish(gen, x, seeds, paths, rounds, steps * per_call)
 
 

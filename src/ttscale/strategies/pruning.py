@@ -48,7 +48,7 @@ def early_pruning(
 
     seeds = [search.seed(j) for j in range(started)]
     cond = gen.encode(search.prompt)
-    x = search.denoise_steps(gen, gen.noise(seeds), cond, 0, look_at)
+    x, prev_x0 = search.denoise_steps(gen, gen.noise(seeds), cond, 0, look_at)
     x0 = torch.cat(
         [gen.denoise(x[s : s + search.batch_size], look_at, cond) for s in range(0, started, search.batch_size)]
     )
@@ -75,6 +75,8 @@ def early_pruning(
             }
         )
 
+    # the kept ones go on with their own solver history, so each finishes as a plain run of its seed would
     index = torch.tensor(chosen, device=x.device)
-    x = search.denoise_steps(gen, step(x[index], x0[index], sched, look_at), cond, look_at + 1, steps)
+    x = step(x[index], x0[index], sched, look_at, prev_x0=None if prev_x0 is None else prev_x0[index])
+    x, _ = search.denoise_steps(gen, x, cond, look_at + 1, steps, x0[index])
     return search.finish(gen, x, [seeds[j] for j in chosen], paths[: len(chosen)], rounds, steps * per_call)
