@@ -611,3 +611,27 @@ def test_missing_models_give_one_line_errors(tiny_pipeline: Callable[[str], Path
         with pytest.raises(TTScaleError, match=message) as err:
             load_generator(name)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "exact"),
+    [
+        (diffusers.DDIMScheduler(), True),
+        (diffusers.EulerDiscreteScheduler(), True),
+        (diffusers.DPMSolverMultistepScheduler(), True),
+        (diffusers.PNDMScheduler(skip_prk_steps=True), False),
+        (diffusers.DPMSolverMultistepScheduler(solver_order=3), False),
+        (diffusers.UniPCMultistepScheduler(), False),
+    ],
+)
+def test_a_scheduler_ttscale_only_approximates_is_named_in_a_warning(scheduler: Any, exact: bool) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = diffusers_grid(scheduler, 10, flow=False)
+    ours = [w for w in caught if "no exact counterpart" in str(w.message)]
+    assert len(grid.schedule.t) == 11
+    assert len(ours) == (0 if exact else 1)
+    if not exact:
+        assert type(scheduler).__name__ in str(ours[0].message) and "from_config" in str(ours[0].message)

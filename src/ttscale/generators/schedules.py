@@ -22,6 +22,7 @@ two-evaluation one), which ttscale's one-call-per-step interface has no place fo
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,9 +72,35 @@ def _solver(scheduler: Any) -> Literal["euler", "dpmpp-2m"]:
     return "euler"
 
 
+def _exact(scheduler: Any, solver: str) -> bool:
+    """Whether ttscale's update is the scheduler's own, so full sampling reproduces `pipe(...)`."""
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler
+
+    config = scheduler.config
+    if solver == "dpmpp-2m":
+        return config.get("solver_order", 2) == 2 and config.get("solver_type", "midpoint") == "midpoint"
+    if isinstance(scheduler, DDIMScheduler):
+        return True
+    return isinstance(scheduler, EulerDiscreteScheduler | FlowMatchEulerDiscreteScheduler) and not config.get(
+        "stochastic_sampling", False
+    )
+
+
 def diffusers_grid(scheduler: Any, steps: int, flow: bool, **timestep_kwargs: Any) -> DiffusersGrid:
-    """The grid of `steps` steps of this scheduler (a private copy is set up; the pipeline's is left alone)."""
+    """The grid of `steps` steps of this scheduler (a private copy is set up; the pipeline's is left alone).
+
+    Warns when ttscale's update only approximates the scheduler's, since users compare against `pipe(...)`.
+    """
     solver = _solver(scheduler)
+    if not _exact(scheduler, solver):
+        name = type(scheduler).__name__
+        warnings.warn(
+            f"{name} has no exact counterpart in ttscale.samplers: its grid is sampled with the "
+            f"{'DPM-Solver++(2M)' if solver == 'dpmpp-2m' else 'first-order DDIM/Euler'} update, so images differ "
+            "slightly from pipe(...) with the same seed. For identical images set e.g. "
+            "pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config) (or Euler / DPMSolverMultistep).",
+            stacklevel=2,
+        )
     sched = copy.deepcopy(scheduler)
     _set(sched, steps, timestep_kwargs)
     ts = sched.timesteps
