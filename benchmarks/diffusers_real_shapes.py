@@ -12,7 +12,8 @@ the architectures' compute and memory, not image quality (FAMILIES below, cheape
     flux-dev      FLUX.1-dev (11.9B) + CLIP-L + T5-XXL, 1024 px, 28 steps, distilled guidance 3.5
 For each family it reports seconds per candidate and peak GPU memory of (a) ttscale's step-level
 best-of-4 search (runner, strategy, lab verifier with random weights, folder output) and (b) diffusers'
-own batched call `pipe(num_images_per_prompt=4, generator=[...])`, the baseline in shared/ANCHORS.md.
+own batched call `pipe(num_images_per_prompt=4, generator=[...])` and (c) the naive loop of one `pipe()` call
+per candidate, the two baselines in shared/ANCHORS.md.
 Both warm up at the timed shapes first. ttscale's time is also split per candidate into encode (the prompt),
 denoise (the sampling loop, initial noise included), decode (VAE and postprocess), verify (the judge) and
 rest (mostly writing the output folder: uint8 conversion, PNG encoding, jsonl), each waiting for the GPU.
@@ -480,6 +481,11 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
     torch.cuda.synchronize()
     diffusers_s = time.perf_counter() - t0
     diffusers_peak = torch.cuda.max_memory_allocated()
+    t0 = time.perf_counter()  # the naive loop (ANCHORS.md): one call per candidate, as most user scripts do
+    for seed in range(n):
+        pipe(PROMPT, generator=torch.Generator().manual_seed(seed), output_type="pt", **call)
+    torch.cuda.synchronize()
+    naive_s = time.perf_counter() - t0
 
     result = {
         "family": name,
@@ -494,6 +500,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
         "ttscale_generator_tflops": round(totals.spend.generator_flops / search_s / 1e12, 1),
         "ttscale_peak_gb": gb(search_peak),
         "diffusers_batched_s_per_image": round(diffusers_s / n, 3),
+        "diffusers_naive_loop_s_per_image": round(naive_s / n, 3),
         "diffusers_peak_gb": gb(diffusers_peak),
         "build_s": round(built_s, 1),
     }
