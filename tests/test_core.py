@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttscale.budget import Budget, BudgetExceeded, Meter
-from ttscale.samplers import ddpm_schedule, flow_schedule, sample, step
+from ttscale.generator import Schedule
+from ttscale.samplers import ddpm_schedule, flow_schedule, sample, seed_noise, step
 from ttscale.seeds import candidate_seed, gaussian
 
 
@@ -50,6 +51,24 @@ def test_candidate_seed_is_stable_and_distinct() -> None:
     assert len(seeds) == 300 and all(0 <= x < 2**63 for x in seeds)
     a = gaussian([1, 2], (3, 4, 4))
     assert torch.equal(a[1], gaussian([2], (3, 4, 4))[0])
+
+
+def test_consistency_steps_renoise_with_each_seeds_later_draws() -> None:
+    """A consistency step is x0 re-noised with fresh noise, which `seed_noise` takes from the seed's stream
+    after its initial noise: the draws one `torch.Generator` per seed makes, in order."""
+    rng = torch.Generator().manual_seed(5)
+    draws = [torch.randn((2, 3), generator=rng) for _ in range(3)]
+    assert all(torch.equal(gaussian([5], (2, 3), draw=k)[0], draws[k]) for k in range(3))
+    t = torch.tensor([1.5, 0.7, 0.0])
+    sched = Schedule(t=t, alpha=torch.cos(t), sigma=torch.sin(t), solver="consistency")
+    x, x0 = gaussian([5], (2, 3)), torch.ones(1, 2, 3)
+    noise = seed_noise([5], x)
+    assert torch.equal(noise(1)[0], draws[2])
+    assert torch.allclose(step(x, x0, sched, 0, noise=noise(0)), sched.alpha[1] * x0 + sched.sigma[1] * draws[1])
+    assert torch.equal(step(x, x0, sched, 1), x0)  # onto the clean grid point: no noise needed
+    with pytest.raises(ValueError, match="fresh noise"):
+        step(x, x0, sched, 0)
+    assert torch.equal(sample(lambda y, i: x0, x, sched, noise=noise), x0)
 
 
 @settings(max_examples=100, deadline=None)

@@ -37,6 +37,7 @@ from ttscale.runner import run
 from ttscale.samplers import advance, sample
 from ttscale.search import Search
 from ttscale.seeds import gaussian
+from ttscale.strategies.best_of_n import best_of_n
 from ttscale.strategies.particles import particle_filter
 from ttscale.strategies.paths import search_over_paths
 from ttscale.strategies.pruning import early_pruning
@@ -141,8 +142,8 @@ PIXART_SCHEDULER: dict[str, Any] = {
 }
 
 
-def build_sana() -> Any:
-    transformer = diffusers.SanaTransformer2DModel(
+def _sana_transformer(**kwargs: Any) -> Any:
+    return diffusers.SanaTransformer2DModel(
         patch_size=1,
         in_channels=4,
         out_channels=4,
@@ -154,8 +155,12 @@ def build_sana() -> Any:
         cross_attention_dim=8,
         caption_channels=8,
         sample_size=16,
+        **kwargs,
     )
-    vae = diffusers.AutoencoderDC(
+
+
+def _dc_ae() -> Any:
+    return diffusers.AutoencoderDC(
         in_channels=3,
         latent_channels=4,
         attention_head_dim=2,
@@ -173,7 +178,10 @@ def build_sana() -> Any:
         decoder_act_fns="silu",
         scaling_factor=0.41407,
     )
-    gemma = transformers.Gemma2Model(
+
+
+def _gemma() -> Any:
+    return transformers.Gemma2Model(
         transformers.Gemma2Config(
             vocab_size=VOCAB,
             hidden_size=8,
@@ -185,9 +193,26 @@ def build_sana() -> Any:
             max_position_embeddings=1024,
         )
     )
+
+
+def build_sana() -> Any:
+    transformer, vae, gemma = _sana_transformer(), _dc_ae(), _gemma()
     scheduler = diffusers.DPMSolverMultistepScheduler(**SANA_SCHEDULER)
     return diffusers.SanaPipeline(
         tokenizer=_tokenizer(512), text_encoder=gemma, vae=vae, transformer=transformer, scheduler=scheduler
+    )
+
+
+def build_sana_sprint() -> Any:
+    """SANA-Sprint as its checkpoints ship it: guidance embedded, qk norm, the SCMScheduler's defaults."""
+    transformer = _sana_transformer(guidance_embeds=True, qk_norm="rms_norm_across_heads")
+    vae, gemma = _dc_ae(), _gemma()
+    return diffusers.SanaSprintPipeline(
+        tokenizer=_tokenizer(512),
+        text_encoder=gemma,
+        vae=vae,
+        transformer=transformer,
+        scheduler=diffusers.SCMScheduler(),
     )
 
 
@@ -318,6 +343,7 @@ def build_pixart() -> Any:
 
 BUILDERS: dict[str, Callable[[], Any]] = {
     "sana": build_sana,
+    "sana-sprint": build_sana_sprint,
     "flux-dev": build_flux,
     "flux-schnell": lambda: build_flux(guidance_embeds=False),
     "sd3": build_sd3,
@@ -335,6 +361,7 @@ AGREEMENT_SCHEDULER: dict[str, Callable[[Any], Any]] = {
     ),
 }
 GUIDANCE = 4.0
+EMBEDDED_GUIDANCE = ("flux-dev", "flux-schnell", "sana-sprint")  # no CFG branch: one NFE per step
 
 
 @pytest.fixture(scope="session")
@@ -375,7 +402,7 @@ def test_step_level_sampling_reproduces_the_pipeline_call(family: str, tiny_pipe
     # fp32 on the CPU: equal up to rounding (our update recombines x0 and eps; diffusers steps x directly)
     assert float((ours - theirs).abs().max()) < 1e-4
     assert float((ours[0] - ours[1]).abs().max()) > 0.05  # seeds matter, so the agreement says something
-    assert gen.nfe_per_sample() == black_box.nfe_per_sample() == STEPS * (1 if family.startswith("flux") else 2)
+    assert gen.nfe_per_sample() == black_box.nfe_per_sample() == STEPS * (1 if family in EMBEDDED_GUIDANCE else 2)
     assert gen.flops_per_nfe > 0
 
 
@@ -438,6 +465,66 @@ def test_dpm_solver_families_reproduce_the_pipeline_call_over_more_steps(
     assert float((gen.sample(prompt, seeds) - theirs).abs().max()) < 1e-4
     gen._schedule = dataclasses.replace(gen.schedule(), solver="euler")  # what the adapter did before 2M
     assert float((gen.sample(prompt, seeds) - theirs).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_sana_sprint_reproduces_the_pipeline_call_with_per_sample_generators(
+    steps: int, tiny_pipeline: Callable[[str], Path]
+) -> None:
+    """SANA-Sprint's consistency sampler re-noises at every step from the per-sample generators; the step-level
+    path draws the same noise from each seed's stream, so it gives `pipe(...)`'s images for the same seeds."""
+    gen = _load(tiny_pipeline("sana-sprint"), steps=steps)
+    sched = gen.schedule()
+    assert sched.solver == "consistency" and sched.steps == steps and float(sched.sigma[-1]) == 0.0
+    assert gen.nfe_per_call == 1 and gen.nfe_per_sample() == steps
+    prompt, seeds = PROMPTS[0]["prompt"], [21, 22, 23]
+    theirs = gen.pipe(
+        prompt,
+        num_inference_steps=steps,
+        intermediate_timesteps=1.3 if steps == 2 else None,  # the pipeline's default, for 2 steps only
+        guidance_scale=GUIDANCE,
+        height=SIZE,
+        width=SIZE,
+        num_images_per_prompt=len(seeds),
+        generator=[torch.Generator().manual_seed(s) for s in seeds],
+        use_resolution_binning=False,
+        output_type="pt",
+    ).images
+    ours = gen.sample(prompt, seeds)
+    assert float((ours - theirs).abs().max()) < 1e-4
+    assert float((ours[0] - ours[1]).abs().max()) > 0.05
+    gen._schedule = dataclasses.replace(sched, solver="euler")  # DDIM keeps x's noise: a different image
+    assert float((gen.sample(prompt, seeds) - theirs).abs().max()) > 1e-3
+
+
+def test_sana_sprint_candidates_are_deterministic_and_strategies_with_own_noise_run(
+    tiny_pipeline: Callable[[str], Path], tiny_models: dict[str, Path]
+) -> None:
+    """The same run seed gives the same candidates, pixel for pixel; early pruning finishes the kept ones as
+    their seeds' plain runs (each row's step noise follows its seed); paths and particles re-noise with their
+    own streams."""
+    gen = _load(tiny_pipeline("sana-sprint"), steps=4)
+    verifier = LabVerifier.from_pretrained(str(tiny_models["visa"]))
+    prompt = PROMPTS[0]["prompt"]
+
+    def search() -> Search:
+        return Search.metered(gen, verifier, Meter(Budget()), prompt, prompt_index=0, batch_size=2)
+
+    first, again = best_of_n(search(), n=3).candidates, best_of_n(search(), n=3).candidates
+    assert [c.seed for c in first] == [c.seed for c in again]
+    assert all(torch.equal(a.image, b.image) for a, b in zip(first, again, strict=True))
+    pruned = early_pruning(search(), n=3, at=0.5, keep=2).candidates
+    plain = gen.sample(prompt, [c.seed for c in pruned])
+    assert float((plain - torch.stack([c.image for c in pruned])).abs().max()) < 1e-5
+    for strategy, params in [
+        (search_over_paths, {"n": 2, "width": 2, "keep": 1, "branch_at": (1,)}),
+        (particle_filter, {"particles": 2, "resample_every": 1}),
+    ]:
+        meter = Meter(Budget())
+        runs = [strategy(Search.metered(gen, verifier, meter, prompt, batch_size=2), **params) for _ in range(2)]
+        assert len(runs[0].candidates) == 2
+        assert all(torch.equal(a.image, b.image) for a, b in zip(*(r.candidates for r in runs), strict=True))
+    assert meter.spent.nfe == 2 * 2 * 4  # two runs of two particles, one NFE per step
 
 
 def test_early_pruning_with_dpm_solver_finishes_the_kept_as_their_plain_runs(

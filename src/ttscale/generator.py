@@ -26,15 +26,17 @@ class Schedule:
     Flow matching has alpha = 1 - t, sigma = t; epsilon models the cumulative-alpha square roots.
     `solver` is the update `ttscale.samplers` moves x with: "euler" (Euler / DDIM, first order, from the
     current x0 estimate alone) or "dpmpp-2m" (DPM-Solver++(2M), which also uses the previous grid point's
-    estimate). It belongs to the grid because a model's sampler is chosen with its grid (diffusers ships
-    both in one scheduler config), and every strategy stepping through the schedule must use the same one
-    for a seed to mean the same image on every path.
+    estimate) or "consistency" (a consistency model's multistep sampler, as SANA-Sprint's SCMScheduler: x at
+    the next grid point is the x0 estimate re-noised with entirely fresh noise, so every step takes noise).
+    It belongs to the grid because a model's sampler is chosen with its grid (diffusers ships both in one
+    scheduler config), and every strategy stepping through the schedule must use the same one for a seed to
+    mean the same image on every path.
     """
 
     t: torch.Tensor
     alpha: torch.Tensor
     sigma: torch.Tensor
-    solver: Literal["euler", "dpmpp-2m"] = "euler"
+    solver: Literal["euler", "dpmpp-2m", "consistency"] = "euler"
 
     @property
     def steps(self) -> int:

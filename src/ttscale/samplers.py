@@ -10,6 +10,11 @@ A schedule whose `solver` is "dpmpp-2m" takes DPM-Solver++(2M) steps instead (Lu
 k-diffusion's `sample_dpmpp_2m` and diffusers' DPMSolverMultistepScheduler): the same update with the x0
 estimate extrapolated through the previous grid point's, so a deterministic step needs that previous
 estimate (`prev_x0`) and `advance` carries it from step to step.
+
+A "consistency" schedule (a consistency model's multistep sampler, as SANA-Sprint's SCMScheduler) takes
+x' = alpha' * x0 + sigma' * noise instead: the estimate re-noised with entirely fresh noise, none of x's own
+noise kept. So even a plain run takes noise at every step; `seed_noise` draws it from each candidate's seed
+stream, which keeps a candidate re-creatable from its seed and reproduces diffusers' per-sample generators.
 """
 
 from __future__ import annotations
@@ -19,9 +24,23 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ttscale.generator import Schedule, StepGenerator
+from ttscale.seeds import gaussian
 
 Denoise = Callable[[torch.Tensor, int], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None]  # (step, x after the step, x0_hat)
+Noise = Callable[[int], torch.Tensor]  # step i -> the fresh noise a "consistency" step i takes
+
+
+def seed_noise(seeds: Sequence[int], like: torch.Tensor) -> Noise:
+    """The per-step noise of the candidates with these seeds (in order), in x's layout and on its device.
+
+    Step i takes draw i + 1 of each seed's stream, draw 0 being its initial noise: what diffusers' pipelines
+    draw from `generator=[torch.Generator().manual_seed(s) for s in seeds]` (randn_tensor draws per sample,
+    the initial latents first, then one tensor per scheduler step). Drawn when asked, so schedules that take
+    no step noise draw none.
+    """
+    shape, batch = tuple(like.shape[1:]), list(seeds)
+    return lambda i: gaussian(batch, shape, draw=i + 1).to(like.device)
 
 
 def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -59,9 +78,18 @@ def step(
     off the ODE path that 2M integrates. So pass None as `prev_x0` right after a stochastic step (a branch
     or a particle move re-noises x, and the old estimate belongs to the path it left), and index it like x
     when trajectories are copied or reordered (resampling, pruning).
+
+    A "consistency" schedule's step always re-noises, whatever `eta`: x' = alpha' x0 + sigma' noise, so
+    `noise` is required except onto the clean last grid point, and `prev_x0` plays no part.
     """
     a, s = schedule.alpha[i], schedule.sigma[i]
     a2, s2 = schedule.alpha[i + 1], schedule.sigma[i + 1]
+    if schedule.solver == "consistency":
+        if s2 == 0:
+            return a2 * x0
+        if noise is None:
+            raise ValueError("a consistency step re-noises x0: pass its fresh noise in (samplers.seed_noise)")
+        return a2 * x0 + s2 * noise
     if prev_x0 is not None and schedule.solver == "dpmpp-2m" and eta == 0.0 and s2 > 0:
         x0 = dpmpp_2m_x0(x0, prev_x0, schedule, i)
     eps = eps_from_x0(x, x0, a, s)
@@ -82,16 +110,19 @@ def advance(
     stop: int,
     prev_x0: torch.Tensor | None = None,
     callback: Callback | None = None,
+    noise: Noise | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Deterministic sampling from grid point `start` to `stop`, continuing a trajectory.
+    """Sampling with the schedule's own solver from grid point `start` to `stop`, continuing a trajectory.
 
     Returns x at `stop` and the last x0 estimate (at stop - 1; `prev_x0` itself when no step is taken), so
     a strategy that stops part-way (to score a look-ahead, prune or branch) can go on with the multistep
-    solver exactly where a plain run would be, instead of restarting it at first order.
+    solver exactly where a plain run would be, instead of restarting it at first order. `noise` gives a
+    "consistency" schedule its step noise (usually `seed_noise` of x's seeds); other solvers never ask for it.
     """
     for i in range(start, stop):
         x0 = denoise(x, i)
-        x = step(x, x0, schedule, i, prev_x0=prev_x0)
+        fresh = noise(i) if noise is not None and schedule.solver == "consistency" else None
+        x = step(x, x0, schedule, i, noise=fresh, prev_x0=prev_x0)
         prev_x0 = x0
         if callback is not None:
             callback(i, x, x0)
@@ -105,14 +136,15 @@ def sample(
     start: int = 0,
     stop: int | None = None,
     callback: Callback | None = None,
+    noise: Noise | None = None,
 ) -> torch.Tensor:
-    """Deterministic sampling from grid point `start` to `stop` (default: the end) with the schedule's solver.
+    """Sampling from grid point `start` to `stop` (default: the end) with the schedule's solver.
 
     A multistep solver starts at first order at `start`, as at the beginning of a trajectory; `advance`
-    continues one from its previous estimate instead.
+    continues one from its previous estimate instead. `noise` is a "consistency" schedule's step noise.
     """
     stop = schedule.steps if stop is None else stop
-    return advance(denoise, x, schedule, start, stop, callback=callback)[0]
+    return advance(denoise, x, schedule, start, stop, callback=callback, noise=noise)[0]
 
 
 def flow_schedule(steps: int, shift: float = 1.0) -> Schedule:
@@ -140,6 +172,8 @@ def sample_images(gen: StepGenerator, prompt: str, seeds: Sequence[int], batch_s
     cond = gen.encode(prompt)
     out = []
     for start in range(0, len(seeds), batch_size):
-        x = sample(lambda x, i: gen.denoise(x, i, cond), gen.noise(seeds[start : start + batch_size]), gen.schedule())
+        batch = seeds[start : start + batch_size]
+        x = gen.noise(batch)
+        x = sample(lambda x, i: gen.denoise(x, i, cond), x, gen.schedule(), noise=seed_noise(batch, x))
         out.append(gen.decode(x))
     return torch.cat(out)

@@ -17,7 +17,7 @@ import torch
 from ttscale.budget import Meter
 from ttscale.candidate import Candidate
 from ttscale.generator import Generator, StepGenerator, metered
-from ttscale.samplers import advance
+from ttscale.samplers import advance, seed_noise
 from ttscale.seeds import candidate_seed
 from ttscale.verifier import MeteredVerifier, Verifier, scores_for
 
@@ -78,16 +78,18 @@ class Search:
         self,
         gen: StepGenerator,
         x: torch.Tensor,
+        seeds: Sequence[int],
         cond: Any,
         start: int,
         stop: int,
         prev_x0: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Deterministic sampling of x from grid point `start` to `stop`, in batches of `batch_size`.
+        """Sampling of x (row j: the trajectory of `seeds[j]`) from grid point `start` to `stop`, in batches.
 
         As `samplers.advance`: `prev_x0` is x's x0 estimate at start - 1 (None at the start of a trajectory
         or after a stochastic step), and the last estimate comes back with x so that a multistep solver
-        continues from `stop` where a plain run would be.
+        continues from `stop` where a plain run would be. A "consistency" schedule's steps take each row's
+        noise from its seed's stream (`samplers.seed_noise`), as a plain run of that seed does.
         """
         sched = gen.schedule()
         parts = [
@@ -98,6 +100,7 @@ class Search:
                 start,
                 stop,
                 None if prev_x0 is None else prev_x0[s : s + self.batch_size],
+                noise=seed_noise(seeds[s : s + self.batch_size], x),
             )
             for s in range(0, len(x), self.batch_size)
         ]

@@ -3,7 +3,10 @@
 Both draw a candidate's initial noise the same way: `ttscale.seeds.gaussian` in the pipeline's latent
 shape, then the pipeline's own packing and scaling. So a seed means the same image on either path,
 and the step-level path reproduces `pipe(prompt, latents=...)` (tests/test_diffusers.py checks it per
-family); search changes only which noise is used.
+family); search changes only which noise is used. A consistency model (SANA-Sprint) also draws fresh noise
+at every step, from each seed's stream after its initial noise (`ttscale.samplers.seed_noise`): what
+`pipe(prompt, generator=[torch.Generator().manual_seed(s) for s in seeds])` draws, which the black-box path
+passes it instead of `latents=`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class DiffusersGenerator:
     """A supported diffusers pipeline through the step-level interface (encode / noise / denoise / decode).
 
     x lives in the denoiser's input space: the pipeline's latents after its scheduler's input scaling
-    (so x_t = alpha x0 + sigma eps holds for VP models too), kept in float32 whatever the model dtype.
+    (so x_t = alpha x0 + sigma eps holds for VP models too; SANA-Sprint's latents / sigma_data), kept in
+    float32 whatever the model dtype.
     """
 
     def __init__(
@@ -143,7 +147,8 @@ class DiffusersBlackBox:
     """Any diffusers text-to-image pipeline through its own `__call__`: the black-box Generator.
 
     For a supported family the noise goes in as `latents=` (the same gaussians as the step-level path);
-    for any other pipeline, as one CPU `torch.Generator` per seed, which draws the same numbers in float32.
+    for any other pipeline, and for a family that re-noises at every step (SANA-Sprint), as one CPU
+    `torch.Generator` per seed, which draws the same numbers in float32 (and the same step noise after them).
     """
 
     def __init__(
@@ -189,10 +194,12 @@ class DiffusersBlackBox:
                 "num_images_per_prompt": len(batch),
                 "output_type": "pt",
             }
-            if self.family is not None:
-                f = self.family
+            f = self.family
+            if f is not None:
+                kwargs |= f.call_kwargs_for(self.steps)
+            if f is not None and not f.step_noise:
                 z = f.pack(gaussian(batch, f.latent_shape(self.height, self.width)))
-                kwargs |= f.call_kwargs | {"latents": z.to(f.device, f.latent_dtype)}
+                kwargs["latents"] = z.to(f.device, f.latent_dtype)
             else:
                 kwargs["generator"] = [torch.Generator().manual_seed(s) for s in batch]
             out.append(self.pipe(**kwargs).images.float())

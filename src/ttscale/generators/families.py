@@ -43,6 +43,9 @@ class Family:
     learned_sigma: ClassVar[bool] = False  # the denoiser also outputs a variance to drop (PixArt, SANA)
     # extra `pipe(...)` arguments that make `__call__` run exactly what the step-level path runs
     call_kwargs: ClassVar[dict[str, Any]] = {}
+    # the sampler re-noises at every step (a consistency model), drawing from the per-sample generators; so
+    # `pipe(...)` gets the seeds as `generator=` (which draws the initial noise too) rather than `latents=`
+    step_noise: ClassVar[bool] = False
 
     def __init__(self, pipe: Any):
         self.pipe = pipe
@@ -80,6 +83,10 @@ class Family:
     def timestep_kwargs(self, steps: int, height: int, width: int) -> dict[str, Any]:
         """What the pipeline passes to `scheduler.set_timesteps` besides the step count (custom sigmas, mu)."""
         return {}
+
+    def call_kwargs_for(self, steps: int) -> dict[str, Any]:
+        """`call_kwargs` and what `__call__` needs besides for this step count."""
+        return dict(self.call_kwargs)
 
     def encode(self, prompt: str, cfg: bool, height: int, width: int) -> Cond:
         raise NotImplementedError
@@ -137,6 +144,70 @@ class Sana(Family):
             timestep=t.expand(x.shape[0]) * tr.config.get("timestep_scale", 1.0),
             return_dict=False,
         )[0]
+
+
+class SanaSprint(Sana):
+    """SANA-Sprint (SanaSprintPipeline): SANA distilled into a few-step consistency model (sCM, TrigFlow).
+
+    The guidance scale is embedded (no CFG branches: one NFE per call), and the transformer is wrapped as
+    the pipeline wraps it: input scaled by sqrt(c^2 + (1 - c)^2), c = sin t / (cos t + sin t), output turned
+    into the TrigFlow velocity. `forward` returns that velocity in units of x = latents / sigma_data (the
+    pipeline's own latents_model_input), where it is v-prediction on the grid alpha = cos t, sigma = sin t
+    (see `ttscale.generators.schedules`), and the sampler is SCMScheduler's re-noising consistency step.
+    """
+
+    pipelines = ("SanaSprintPipeline",)
+    flow = False
+    learned_sigma = False
+    step_noise = True
+
+    def uses_cfg(self, guidance: float) -> bool:
+        return False
+
+    def grid_kwargs(self, steps: int) -> dict[str, Any]:
+        """`__call__`'s grid arguments, which it hands to `SCMScheduler.set_timesteps`; their defaults, except
+        that the intermediate timestep applies to 2 steps only (the scheduler refuses it for any other count)."""
+        p = self.pipe
+        intermediate = call_default(p, "intermediate_timesteps") if steps == 2 else None
+        return {"max_timesteps": call_default(p, "max_timesteps"), "intermediate_timesteps": intermediate}
+
+    def timestep_kwargs(self, steps: int, height: int, width: int) -> dict[str, Any]:
+        return self.grid_kwargs(steps)
+
+    def call_kwargs_for(self, steps: int) -> dict[str, Any]:
+        return super().call_kwargs_for(steps) | self.grid_kwargs(steps)
+
+    def encode(self, prompt: str, cfg: bool, height: int, width: int) -> Cond:
+        p = self.pipe
+        pe, pm = p.encode_prompt(
+            prompt,
+            num_images_per_prompt=1,
+            device=self.device,
+            clean_caption=False,
+            max_sequence_length=call_default(p, "max_sequence_length"),
+            complex_human_instruction=call_default(p, "complex_human_instruction"),
+        )
+        return Cond(_masked(pe, pm), None)
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, inputs: dict[str, torch.Tensor], shared: dict[str, Any], guidance: float
+    ) -> torch.Tensor:
+        tr = self.denoiser
+        n, embeds = x.shape[0], inputs["encoder_hidden_states"]
+        g = torch.full([1], guidance, device=x.device, dtype=torch.float32).expand(n).to(embeds.dtype)
+        timestep = t.expand(n)
+        c = torch.sin(timestep) / (torch.cos(timestep) + torch.sin(timestep))
+        c4 = c.view(-1, 1, 1, 1)
+        scaled = x * torch.sqrt(c4**2 + (1 - c4) ** 2)
+        out = tr(
+            scaled.to(tr.dtype),
+            encoder_hidden_states=embeds.to(tr.dtype),
+            encoder_attention_mask=inputs["encoder_attention_mask"],
+            guidance=g * tr.config.guidance_embeds_scale,
+            timestep=c,
+            return_dict=False,
+        )[0]
+        return ((1 - 2 * c4) * scaled + (1 - 2 * c4 + 2 * c4**2) * out) / torch.sqrt(c4**2 + (1 - c4) ** 2)
 
 
 class Flux(Family):
@@ -394,7 +465,7 @@ class PixArt(Family):
         )[0]
 
 
-FAMILIES: tuple[type[Family], ...] = (Sana, Flux, SD3, SDXL, SD, PixArt)
+FAMILIES: tuple[type[Family], ...] = (Sana, SanaSprint, Flux, SD3, SDXL, SD, PixArt)
 
 
 def family_for(pipe: Any) -> type[Family] | None:

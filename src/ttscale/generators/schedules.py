@@ -12,6 +12,13 @@ its pipeline sets it up; the update rule is ttscale.samplers', picked to be the 
   diffusers' final_sigmas_type "zero" does). Exact for solver_type "midpoint" (the default); "heun" and
   solver_order 3 get 2M too, the closest update ttscale has.
 
+- the consistency step ("consistency") for SCMScheduler (SANA-Sprint): TrigFlow x_t = cos(t) x0 + sin(t) z,
+  z ~ N(0, sigma_data^2), in the pipeline's latents, which are sigma_data times the latents its VAE decodes.
+  Divided by sigma_data (x = the pipeline's latents_model_input) that is the VP grid alpha = cos t,
+  sigma = sin t over the decodable latents with standard noise, so x0 needs no rescaling and a seed's
+  gaussian is the first x as it is. Each step predicts x0 and draws x at the next grid point with fresh
+  noise from the seed's stream, as SCMScheduler.step does from the pipeline's per-sample generators.
+
 Every other multistep solver (DPM-Solver's noise-prediction and SDE variants, UniPC, PNDM) keeps its grid
 but is replaced by the first-order update, and every grid ends clean (sigma 0): a scheduler that stops at
 sigma_min (final_sigmas_type "sigma_min", PNDM without set_alpha_to_one) decodes a slightly different
@@ -41,7 +48,7 @@ class DiffusersGrid:
     schedule: Schedule
     timesteps: torch.Tensor
     noise_scale: float
-    prediction: str  # "flow", "epsilon", "v_prediction" or "sample"
+    prediction: str  # "flow", "epsilon", "v_prediction" (TrigFlow's velocity too) or "sample"
 
 
 def _set(scheduler: Any, steps: int, kwargs: dict[str, Any]) -> None:
@@ -56,6 +63,25 @@ def _set(scheduler: Any, steps: int, kwargs: dict[str, Any]) -> None:
 
 def _decreasing(ts: torch.Tensor, steps: int) -> bool:
     return len(ts) == steps and bool((ts[:-1] > ts[1:]).all())
+
+
+def _consistency_grid(scheduler: Any, steps: int, timestep_kwargs: dict[str, Any]) -> DiffusersGrid:
+    """SCMScheduler's grid (see the module docstring): its own timesteps, alpha = cos t, sigma = sin t.
+
+    The model is conditioned on t itself (the family turns it into sCM's timestep), computed in float32 as
+    the scheduler computes it; the last grid point, t = 0, is clean, as SCMScheduler's last step lands on x0.
+    """
+    if scheduler.config.get("prediction_type", "trigflow") != "trigflow":
+        raise TTScaleError(f"SCMScheduler: prediction_type {scheduler.config.prediction_type!r} is not supported")
+    sched = copy.deepcopy(scheduler)
+    _set(sched, steps, timestep_kwargs)
+    ts = sched.timesteps.float().cpu()
+    if len(ts) != steps + 1 or float(ts[-1]) != 0.0 or not bool((ts[:-1] > ts[1:]).all()):
+        raise TTScaleError(
+            f"SCMScheduler gave timesteps {ts.tolist()} for {steps} steps; expected a decreasing grid to 0"
+        )
+    schedule = Schedule(t=ts, alpha=torch.cos(ts), sigma=torch.sin(ts), solver="consistency")
+    return DiffusersGrid(schedule, ts[:-1], 1.0, "v_prediction")
 
 
 def _solver(scheduler: Any) -> Literal["euler", "dpmpp-2m"]:
@@ -91,6 +117,10 @@ def diffusers_grid(scheduler: Any, steps: int, flow: bool, **timestep_kwargs: An
 
     Warns when ttscale's update only approximates the scheduler's, since users compare against `pipe(...)`.
     """
+    from diffusers import SCMScheduler
+
+    if isinstance(scheduler, SCMScheduler):
+        return _consistency_grid(scheduler, steps, timestep_kwargs)
     solver = _solver(scheduler)
     if not _exact(scheduler, solver):
         name = type(scheduler).__name__

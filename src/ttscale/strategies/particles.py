@@ -47,7 +47,8 @@ def particle_filter(
     made by resampling would otherwise stay identical to the end. Those steps are first order even where the
     schedule's solver is multistep (DPM-Solver++(2M)), which extrapolates x0 along one ODE path that fresh
     noise leaves at every step; with `eta` 0 the particles take the solver's own steps, their histories
-    resampled with them. Look-ahead rewards r are taken at grid points resample_every, 2 * resample_every,
+    resampled with them. A consistency sampler (SANA-Sprint) re-noises at every step whatever `eta`, with
+    the particle's step noise below. Look-ahead rewards r are taken at grid points resample_every, 2 * resample_every,
     ... (never at the last step); each multiplies the particle's weight by the potential
     G = exp(temperature * s), with s per `potential`:
       "max":  the highest reward along the particle's lineage so far (FK steering's default),

@@ -32,7 +32,9 @@ def search_over_paths(
     (`eta` > 0) from the branch step; between branch steps and after the last one trajectories move
     deterministically. With a multistep solver (DPM-Solver++(2M)) a stochastic branch step and the step
     after it are first order: 2M extrapolates x0 along one ODE path, and the fresh noise has just moved
-    each child off the path its parent's estimates were made on. `branch_at` defaults to three evenly
+    each child off the path its parent's estimates were made on. With a consistency sampler (SANA-Sprint)
+    every step re-noises, whatever `eta`: a branch step with its branch noise, the others with the stream of
+    the trajectory's seed (`samplers.seed_noise`, as a plain run of that seed). `branch_at` defaults to three evenly
     spaced grid points in the first two thirds of the schedule (4, 8, 13 of 20 steps; 1, 2 of 4), where
     the look-ahead is informative and there is still room to change the image. Candidates are the finished survivors; `path` lists ["branch", step, seed]:
     their x at step + 1 is `samplers.step(x, denoise(x, step), sched, step, eta, gaussian([seed], shape))`.
@@ -72,7 +74,7 @@ def search_over_paths(
     grid, drawn = 0, 0
     rounds: list[dict[str, Any]] = []
     for k, b in enumerate(stages):
-        x, prev_x0 = search.denoise_steps(gen, x, cond, grid, b, prev_x0)
+        x, prev_x0 = search.denoise_steps(gen, x, seeds, cond, grid, b, prev_x0)
         grid, pool = b, len(x)
         nxt = stages[k + 1] if k + 1 < len(stages) else None
         most = min(keep, pool) * width
@@ -113,7 +115,7 @@ def search_over_paths(
             }
         )
 
-    x, _ = search.denoise_steps(gen, x, cond, grid, steps, prev_x0)
+    x, _ = search.denoise_steps(gen, x, seeds, cond, grid, steps, prev_x0)
     return search.finish(gen, x, seeds, paths, rounds, steps * per_call)
 
 

@@ -13,7 +13,7 @@ import torch
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
 from ttscale.loading import shared_verifier
-from ttscale.samplers import step
+from ttscale.samplers import seed_noise, step
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier
 
@@ -48,7 +48,7 @@ def early_pruning(
 
     seeds = [search.seed(j) for j in range(started)]
     cond = gen.encode(search.prompt)
-    x, prev_x0 = search.denoise_steps(gen, gen.noise(seeds), cond, 0, look_at)
+    x, prev_x0 = search.denoise_steps(gen, gen.noise(seeds), seeds, cond, 0, look_at)
     x0 = torch.cat(
         [gen.denoise(x[s : s + search.batch_size], look_at, cond) for s in range(0, started, search.batch_size)]
     )
@@ -76,7 +76,10 @@ def early_pruning(
         )
 
     # the kept ones go on with their own solver history, so each finishes as a plain run of its seed would
+    # (and, with a consistency sampler, their own seed's step noise)
+    kept_seeds = [seeds[j] for j in chosen]
     index = torch.tensor(chosen, device=x.device)
-    x = step(x[index], x0[index], sched, look_at, prev_x0=None if prev_x0 is None else prev_x0[index])
-    x, _ = search.denoise_steps(gen, x, cond, look_at + 1, steps, x0[index])
-    return search.finish(gen, x, [seeds[j] for j in chosen], paths[: len(chosen)], rounds, steps * per_call)
+    fresh = seed_noise(kept_seeds, x)(look_at) if sched.solver == "consistency" else None
+    x = step(x[index], x0[index], sched, look_at, noise=fresh, prev_x0=None if prev_x0 is None else prev_x0[index])
+    x, _ = search.denoise_steps(gen, x, kept_seeds, cond, look_at + 1, steps, x0[index])
+    return search.finish(gen, x, kept_seeds, paths[: len(chosen)], rounds, steps * per_call)

@@ -5,6 +5,7 @@ good noise instead of drawing unrelated ones.
 
 A neighbour is similarity * centre + sqrt(1 - similarity**2) * fresh gaussian: unit variance, cosine
 similarity ~ `similarity` to the centre. Round 0 samples the centre (noise index 0) with its neighbours.
+A consistency sampler's step noise (SANA-Sprint) stays the centre seed's: only the initial noise is searched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
-from ttscale.samplers import sample
+from ttscale.samplers import sample, seed_noise
 from ttscale.search import Search, SearchResult
 from ttscale.seeds import gaussian
 
@@ -60,7 +61,7 @@ def zero_order(search: Search, *, rounds: int = 8, neighbours: int = 4, similari
             if count == 0:
                 break
             x = torch.cat(noises[start : start + count])
-            x = sample(lambda x, i: gen.denoise(x, i, cond), x, sched)
+            x = sample(lambda x, i: gen.denoise(x, i, cond), x, sched, noise=seed_noise([seed] * count, x))
             pool += search.scored(gen.decode(x), [seed] * count, nfe_each, r, paths[start : start + count])
         if not pool:
             break
