@@ -43,6 +43,11 @@ def seed_noise(seeds: Sequence[int], like: torch.Tensor) -> Noise:
     return lambda i: gaussian(batch, shape, draw=i + 1).to(like.device)
 
 
+def step_noise(noise: Noise | None, schedule: Schedule, i: int) -> torch.Tensor | None:
+    """Step i's fresh noise where the schedule's solver re-noises on every step ("consistency"), else None."""
+    return noise(i) if noise is not None and schedule.solver == "consistency" else None
+
+
 def eps_from_x0(x: torch.Tensor, x0: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return (x - alpha * x0) / sigma
 
@@ -121,8 +126,7 @@ def advance(
     """
     for i in range(start, stop):
         x0 = denoise(x, i)
-        fresh = noise(i) if noise is not None and schedule.solver == "consistency" else None
-        x = step(x, x0, schedule, i, noise=fresh, prev_x0=prev_x0)
+        x = step(x, x0, schedule, i, noise=step_noise(noise, schedule, i), prev_x0=prev_x0)
         prev_x0 = x0
         if callback is not None:
             callback(i, x, x0)

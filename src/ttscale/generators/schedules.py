@@ -10,8 +10,7 @@ its pipeline sets it up; the update rule is ttscale.samplers', picked to be the 
   its defaults and what SANA and PixArt ship: on flow sigmas (use_flow_sigmas, flow_shift) and VP sigmas
   (Karras-style ones included) alike, first order on the first step and on the last one (to sigma 0, as
   diffusers' final_sigmas_type "zero" does). Exact for solver_type "midpoint" (the default); "heun" and
-  solver_order 3 get 2M too, the closest update ttscale has.
-
+  solver_order 3 get 2M too, the closest update ttscale has;
 - the consistency step ("consistency") for SCMScheduler (SANA-Sprint): TrigFlow x_t = cos(t) x0 + sin(t) z,
   z ~ N(0, sigma_data^2), in the pipeline's latents, which are sigma_data times the latents its VAE decodes.
   Divided by sigma_data (x = the pipeline's latents_model_input) that is the VP grid alpha = cos t,

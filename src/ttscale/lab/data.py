@@ -29,7 +29,7 @@ def grounding_maps(scene: Scene, resolution: int, grid: int) -> np.ndarray:
     cover = np.zeros((len(GROUNDING_CLASSES), resolution, resolution), dtype=np.float32)
     for obj in scene.objects:
         mask = shape_mask(obj, resolution)
-        cover[SHAPES.index(obj.shape)][mask] = 1  # later objects paint over earlier ones, as in `render`
+        cover[SHAPES.index(obj.shape)][mask] = 1  # objects never overlap (`sample_scene` keeps them apart)
         cover[len(SHAPES) + list(COLORS).index(obj.color)][mask] = 1
     cell = resolution // grid
     pooled = cover.reshape(len(cover), grid, cell, grid, cell).mean((2, 4))

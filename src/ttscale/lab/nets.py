@@ -250,9 +250,7 @@ class JudgeConfig:
     positions: bool = False  # 2D position embeddings on the image tokens
     fusion_layers: int = 0  # joint self-attention over image and prompt tokens after the cross-attention
     locate: bool = False  # each prompt token also reads the centroid of where it looks (see YesNoJudge.judge)
-    relate: bool = (
-        False  # with locate: the answer also reads subject-minus-object centroid offsets, gated by the prompt
-    )
+    relate: bool = False  # with locate: the answer also reads the subject-minus-object offset (YesNoJudge._offset)
 
     def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)

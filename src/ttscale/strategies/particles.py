@@ -48,9 +48,9 @@ def particle_filter(
     schedule's solver is multistep (DPM-Solver++(2M)), which extrapolates x0 along one ODE path that fresh
     noise leaves at every step; with `eta` 0 the particles take the solver's own steps, their histories
     resampled with them. A consistency sampler (SANA-Sprint) re-noises at every step whatever `eta`, with
-    the particle's step noise below. Look-ahead rewards r are taken at grid points resample_every, 2 * resample_every,
-    ... (never at the last step); each multiplies the particle's weight by the potential
-    G = exp(temperature * s), with s per `potential`:
+    the particle's step noise below. Look-ahead rewards r are taken at grid points resample_every,
+    2 * resample_every, ... (never at the last step); each multiplies the particle's weight by the
+    potential G = exp(temperature * s), with s per `potential`:
       "max":  the highest reward along the particle's lineage so far (FK steering's default),
       "sum":  the sum of the rewards along its lineage,
       "diff": r minus the lineage's previous reward (0 before the first); the product telescopes to

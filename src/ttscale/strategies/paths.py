@@ -34,10 +34,10 @@ def search_over_paths(
     after it are first order: 2M extrapolates x0 along one ODE path, and the fresh noise has just moved
     each child off the path its parent's estimates were made on. With a consistency sampler (SANA-Sprint)
     every step re-noises, whatever `eta`: a branch step with its branch noise, the others with the stream of
-    the trajectory's seed (`samplers.seed_noise`, as a plain run of that seed). `branch_at` defaults to three evenly
-    spaced grid points in the first two thirds of the schedule (4, 8, 13 of 20 steps; 1, 2 of 4), where
-    the look-ahead is informative and there is still room to change the image. Candidates are the finished survivors; `path` lists ["branch", step, seed]:
-    their x at step + 1 is `samplers.step(x, denoise(x, step), sched, step, eta, gaussian([seed], shape))`.
+    the trajectory's seed (`samplers.seed_noise`, as a plain run of that seed). `branch_at` defaults to
+    three evenly spaced grid points in the first two thirds of the schedule (4, 8, 13 of 20 steps; 1, 2 of
+    4), where the look-ahead is informative and there is still room to change the image. Candidates are
+    the finished survivors; `path` lists ["branch", step, seed]: their x at step + 1 is `samplers.step(x, denoise(x, step), sched, step, eta, gaussian([seed], shape))`.
 
     Budget: before each stage the search makes sure what it holds can still be completed (finished
     outright, or scored at the next branch step with only the best one finished), shrinking the number of

@@ -13,7 +13,7 @@ import torch
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
 from ttscale.loading import shared_verifier
-from ttscale.samplers import seed_noise, step
+from ttscale.samplers import seed_noise, step, step_noise
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier
 
@@ -79,7 +79,7 @@ def early_pruning(
     # (and, with a consistency sampler, their own seed's step noise)
     kept_seeds = [seeds[j] for j in chosen]
     index = torch.tensor(chosen, device=x.device)
-    fresh = seed_noise(kept_seeds, x)(look_at) if sched.solver == "consistency" else None
+    fresh = step_noise(seed_noise(kept_seeds, x), sched, look_at)
     x = step(x[index], x0[index], sched, look_at, noise=fresh, prev_x0=None if prev_x0 is None else prev_x0[index])
     x, _ = search.denoise_steps(gen, x, kept_seeds, cond, look_at + 1, steps, x0[index])
     return search.finish(gen, x, kept_seeds, paths[: len(chosen)], rounds, steps * per_call)
