@@ -3,13 +3,15 @@
 Every family ttscale's DiffusersGenerator runs step-level, at its released architecture and resolution,
 built from its config with random weights in bf16 directly on the GPU (no download), so the figures are
 the architectures' compute and memory, not image quality (FAMILIES below, cheapest first):
-    sd15          SD1.5 U-Net (0.86B) + CLIP-L, 512 px, DDIM 50 steps, CFG 7.5
-    sana-600m     SANA-600M + Gemma-2-2B, DC-AE f32c32, 512 px, 20 steps, CFG 4.5
-    pixart-sigma  PixArt-Sigma XL/2 (0.61B) + T5-XXL, 1024 px, DPM-Solver grid, 20 steps, CFG 4.5
-    sdxl          SDXL base U-Net (2.57B) + CLIP-L + CLIP-bigG, 1024 px, Euler 30 steps, CFG 5.0
-    sd3-medium    SD3-medium MMDiT (2.03B) + CLIP-L + CLIP-bigG + T5-XXL, 1024 px, 28 steps, CFG 7.0
-    flux-schnell  FLUX.1-schnell (11.9B) + CLIP-L + T5-XXL, 1024 px, 4 steps, no guidance
-    flux-dev      FLUX.1-dev (11.9B) + CLIP-L + T5-XXL, 1024 px, 28 steps, distilled guidance 3.5
+    sd15              SD1.5 U-Net (0.86B) + CLIP-L, 512 px, DDIM 50 steps, CFG 7.5
+    sana-600m         SANA-600M + Gemma-2-2B, DC-AE f32c32, 512 px, DPM-Solver++(2M) 20 steps, CFG 4.5
+    sana-sprint-1.6b  SANA-Sprint 1.6B (sCM), Gemma-2-2B, DC-AE, 1024 px, 2 steps, embedded guidance 4.5
+    pixart-sigma      PixArt-Sigma XL/2 (0.61B) + T5-XXL, 1024 px, DPM-Solver++(2M) 20 steps, CFG 4.5
+    sdxl              SDXL base U-Net (2.57B) + CLIP-L + CLIP-bigG, 1024 px, Euler 30 steps, CFG 5.0
+    sd3-medium        SD3-medium MMDiT (2.03B) + CLIP-L + CLIP-bigG + T5-XXL, 1024 px, 28 steps, CFG 7.0
+    sana-1.5-4.8b     SANA-1.5 4.8B, Gemma-2-2B, DC-AE, 1024 px, DPM-Solver++(2M) 20 steps, CFG 4.5
+    flux-schnell      FLUX.1-schnell (11.9B) + CLIP-L + T5-XXL, 1024 px, 4 steps, no guidance
+    flux-dev          FLUX.1-dev (11.9B) + CLIP-L + T5-XXL, 1024 px, 28 steps, distilled guidance 3.5
 For each family it reports seconds per candidate and peak GPU memory of (a) ttscale's step-level
 best-of-4 search (runner, strategy, lab verifier with random weights, folder output) and (b) diffusers'
 own batched call `pipe(num_images_per_prompt=4, generator=[...])` and (c) the naive loop of one `pipe()` call
@@ -163,59 +165,80 @@ def sd15(device: str) -> Any:
     )
 
 
-def sana_600m(device: str) -> Any:
+# SANA's transformer shapes (NVlabs' model_kwargs): self-attention heads x 32, depth, cross-attention heads x dim
+SANA_SHAPES: dict[str, dict[str, int]] = {
+    "600M": dict(num_attention_heads=36, num_layers=28, num_cross_attention_heads=16, cross_attention_head_dim=72),
+    "1600M": dict(num_attention_heads=70, num_layers=20, num_cross_attention_heads=20, cross_attention_head_dim=112),
+    "4800M": dict(num_attention_heads=70, num_layers=60, num_cross_attention_heads=20, cross_attention_head_dim=112),
+    "tiny": dict(num_attention_heads=2, num_layers=1, num_cross_attention_heads=2, cross_attention_head_dim=32),
+}
+
+
+def sana(device: str, *, size: str, side: int, sprint: bool = False, qk_norm: bool = False) -> Any:
+    """SANA (SanaPipeline, DPM-Solver++ on flow sigmas) or SANA-Sprint (SanaSprintPipeline, SCM), with Gemma-2-2B
+    and DC-AE f32c32; SANA-1.5 and Sprint add RMS q/k norm, Sprint embeds the guidance scale. `size="tiny"` is a
+    CPU-sized stand-in (one block, a 2-layer Gemma, a 2-stage DC-AE) for benchmarks' `--smoke` paths."""
     import diffusers
     import transformers
 
-    with built_on(device, torch.bfloat16):
+    tiny = size == "tiny"
+    dtype = torch.float32 if tiny else torch.bfloat16
+    with built_on(device, dtype):
+        shape = SANA_SHAPES[size]
+        width = shape["num_attention_heads"] * 32
         transformer = diffusers.SanaTransformer2DModel(
             in_channels=32,
             out_channels=32,
-            num_attention_heads=36,
             attention_head_dim=32,
-            num_layers=28,
-            num_cross_attention_heads=16,
-            cross_attention_head_dim=72,
-            cross_attention_dim=1152,
-            caption_channels=2304,
+            cross_attention_dim=width,
+            caption_channels=64 if tiny else 2304,
             mlp_ratio=2.5,
-            sample_size=16,
+            sample_size=side // 32,
             patch_size=1,
             norm_elementwise_affine=False,
             norm_eps=1e-6,
+            qk_norm="rms_norm_across_heads" if qk_norm else None,
+            guidance_embeds=sprint,
+            **shape,
         )
-        blocks = ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3
+        stages = 2 if tiny else 6
+        blocks = ("ResBlock",) * (stages // 2) + ("EfficientViTBlock",) * (stages - stages // 2)
         vae = diffusers.AutoencoderDC(
             latent_channels=32,
             attention_head_dim=32,
             encoder_block_types=blocks,
             decoder_block_types=blocks,
-            encoder_layers_per_block=(2, 2, 2, 3, 3, 3),
-            decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
+            encoder_block_out_channels=(32, 64) if tiny else (128, 256, 512, 512, 1024, 1024),
+            decoder_block_out_channels=(32, 64) if tiny else (128, 256, 512, 512, 1024, 1024),
+            encoder_layers_per_block=(1, 1) if tiny else (2, 2, 2, 3, 3, 3),
+            decoder_layers_per_block=(1, 1) if tiny else (3, 3, 3, 3, 3, 3),
+            encoder_qkv_multiscales=((), (5,)) if tiny else ((),) * 3 + ((5,),) * 3,
+            decoder_qkv_multiscales=((), (5,)) if tiny else ((),) * 3 + ((5,),) * 3,
             upsample_block_type="interpolate",
             downsample_block_type="Conv",
             scaling_factor=0.41407,
         )
         gemma = transformers.Gemma2Model(
             transformers.Gemma2Config(
-                vocab_size=256000,
-                hidden_size=2304,
-                intermediate_size=9216,
-                num_hidden_layers=26,
-                num_attention_heads=8,
-                num_key_value_heads=4,
-                head_dim=256,
+                vocab_size=1024 if tiny else 256000,
+                hidden_size=64 if tiny else 2304,
+                intermediate_size=128 if tiny else 9216,
+                num_hidden_layers=2 if tiny else 26,
+                num_attention_heads=2 if tiny else 8,
+                num_key_value_heads=1 if tiny else 4,
+                head_dim=32 if tiny else 256,
                 query_pre_attn_scalar=256,
                 sliding_window=4096,
                 max_position_embeddings=8192,
             )
         )
+    parts = {"tokenizer": word_tokenizer(8192), "text_encoder": gemma, "vae": vae, "transformer": transformer}
+    if sprint:  # the released Sprint pipelines' scheduler config: TrigFlow with sigma_data 0.5
+        return diffusers.SanaSprintPipeline(**parts, scheduler=diffusers.SCMScheduler())
     scheduler = diffusers.DPMSolverMultistepScheduler(
         use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction", solver_order=2
     )
-    return diffusers.SanaPipeline(
-        tokenizer=word_tokenizer(8192), text_encoder=gemma, vae=vae, transformer=transformer, scheduler=scheduler
-    )
+    return diffusers.SanaPipeline(**parts, scheduler=scheduler)
 
 
 def pixart_sigma(device: str) -> Any:
@@ -337,10 +360,12 @@ def flux(device: str, *, dev: bool) -> Any:
 FAMILIES: dict[str, tuple[Callable[[str], Any], int, int, float]] = {
     # name: (builder, resolution, steps, guidance) as in ANCHORS.md / the model cards; cheapest first
     "sd15": (sd15, 512, 50, 7.5),
-    "sana-600m": (sana_600m, 512, 20, 4.5),
+    "sana-600m": (partial(sana, size="600M", side=512), 512, 20, 4.5),
+    "sana-sprint-1.6b": (partial(sana, size="1600M", side=1024, sprint=True, qk_norm=True), 1024, 2, 4.5),
     "pixart-sigma": (pixart_sigma, 1024, 20, 4.5),
     "sdxl": (sdxl, 1024, 30, 5.0),
     "sd3-medium": (sd3_medium, 1024, 28, 7.0),
+    "sana-1.5-4.8b": (partial(sana, size="4800M", side=1024, qk_norm=True), 1024, 20, 4.5),
     "flux-schnell": (partial(flux, dev=False), 1024, 4, 0.0),
     "flux-dev": (partial(flux, dev=True), 1024, 28, 3.5),
 }
@@ -349,14 +374,16 @@ FAMILIES: dict[str, tuple[Callable[[str], Any], int, int, float]] = {
 REFERENCE_B: dict[str, float] = {
     "UNet2DConditionModel(768)": 0.86,  # SD1.5
     "UNet2DConditionModel(2048)": 2.57,  # SDXL base
-    "PixArtTransformer2DModel(1152)": 0.61,  # PixArt-Sigma XL/2
-    "SD3Transformer2DModel(1536)": 2.03,  # SD3-medium
-    "FluxTransformer2DModel(4096)": 11.9,  # FLUX.1 dev and schnell
-    "T5EncoderModel(4096)": 4.76,  # T5-v1.1-XXL encoder
+    "PixArtTransformer2DModel(1152x28)": 0.61,  # PixArt-Sigma XL/2
+    "SD3Transformer2DModel(1536x24)": 2.03,  # SD3-medium
+    "FluxTransformer2DModel(4096x19)": 11.9,  # FLUX.1 dev and schnell
+    "T5EncoderModel(4096x24)": 4.76,  # T5-v1.1-XXL encoder
     "CLIPTextModel(768)": 0.123,  # CLIP-L
     "CLIPTextModelWithProjection(768)": 0.124,  # CLIP-L with its projection
     "CLIPTextModelWithProjection(1280)": 0.695,  # OpenCLIP bigG
-    "SanaTransformer2DModel(1152)": 0.59,  # SANA-600M
+    "SanaTransformer2DModel(1152x28)": 0.59,  # SANA-600M
+    "SanaTransformer2DModel(2240x20)": 1.6,  # SANA-1.6B and SANA-Sprint 1.6B (+6M for the guidance embedding)
+    "SanaTransformer2DModel(2240x60)": 4.8,  # SANA-1.5 "4.8B": 60 of 1.6B's blocks, 4.72B counted
     "Gemma2Model(2304)": 2.61,  # Gemma-2-2B without its (tied) LM head
     "AutoencoderKL": 0.084,  # SD / SDXL's VAE and FLUX / SD3's 16-channel one alike
 }
@@ -366,14 +393,18 @@ TOLERANCE = 0.02
 
 
 def shape_key(module: torch.nn.Module) -> str:
-    """The module's class and width, which tell apart e.g. SD1.5's U-Net from SDXL's and CLIP-L from bigG."""
+    """The module's class, width and (where its config names it) depth, which tell apart e.g. SD1.5's U-Net from
+    SDXL's, CLIP-L from bigG and SANA-1.6B from SANA-1.5-4.8B."""
     config = getattr(module, "config", None)
     width = None
     for name in ("caption_projection_dim", "cross_attention_dim", "joint_attention_dim", "d_model", "hidden_size"):
         width = getattr(config, name, None) if config is not None else None
         if width is not None:
             break
-    return type(module).__name__ if width is None else f"{type(module).__name__}({width})"
+    depth = getattr(config, "num_layers", None) if config is not None else None
+    if width is None:
+        return type(module).__name__
+    return f"{type(module).__name__}({width})" if depth is None else f"{type(module).__name__}({width}x{depth})"
 
 
 def check_shapes(names: list[str]) -> bool:
@@ -471,7 +502,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
 
     generators = [torch.Generator().manual_seed(s) for s in range(n)]
     call = {"num_inference_steps": steps, "guidance_scale": guidance, "height": side, "width": side}
-    call |= gen.family.call_kwargs  # e.g. no resolution binning: the same size as ttscale's path
+    call |= gen.family.call_kwargs_for(steps)  # e.g. no resolution binning: the same size as ttscale's path
     pipe(PROMPT, num_images_per_prompt=n, generator=generators, output_type="pt", **call)  # warm-up
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()

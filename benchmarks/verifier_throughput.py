@@ -7,15 +7,20 @@ SigLIP so400m/14 @384, and a Qwen2-VL-2B-shaped yes/no judge @448 px (256 image 
 position). Inputs are 512 px candidates as SANA-600M makes them. For each it reports images/s of
 `score()` end to end (uint8 conversion and the processor on the CPU included, as in a search) and of the
 model alone on preprocessed inputs, FLOPs per image, and the share of a candidate's cost that is
-verification next to SANA-600M (shared/ANCHORS.md, same H100) and the lab generator (measured here).
+verification next to generating it. The generator is measured in the same run, on the same GPU:
+SANA-600M at 512 px (20 steps, CFG 4.5, N=32, random bf16 weights, built as benchmarks/diffusers_real_shapes.py
+builds it) in shared/ANCHORS.md's two baselines, the naive loop of one `pipe()` per candidate and diffusers'
+batched call, in ttscale's step-level sampling, and at its physical limit (its FLOPs at the bf16 matmul peak
+measured here); and the lab generator.
 
-Run on the lent GPU machine (transformers 5.17 and torch 2.11 are there). Qwen2-VL's processor needs
-torchvision; if the machine lacks it, carry the wheel that matches its torch (and Python):
+Run on the lent GPU machine (transformers 5.17 and torch 2.11 are there; carry diffusers' wheel as
+benchmarks/diffusers_real_shapes.py says). Qwen2-VL's processor needs torchvision; if the machine lacks it,
+carry the wheel that matches its torch (and Python):
     here:   .venv/bin/pip download --no-deps -d .whl torchvision==0.26.0 --python-version 3.12 \
                 --platform manylinux_2_28_x86_64 --only-binary=:all:
-    device: python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/torchvision-*.whl; \
+    device: python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl; \
             PYTHONPATH=/tmp/site:$PWD/src python3 benchmarks/verifier_throughput.py --out "$OUT"
-`--smoke` runs tiny shapes on the CPU to check the script itself.
+`--smoke` runs tiny shapes (a one-block SANA among them) on the CPU to check the script itself.
 """
 
 from __future__ import annotations
@@ -29,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers_real_shapes import sana
 from random_weights import PROMPT, built_on
 
-# shared/ANCHORS.md, one H100, bf16, random weights: seconds per 512 px image of SANA-600M (20 steps, CFG 4.5, N=32)
-SANA = {"diffusers batched": 0.136, "denoiser alone": 0.072, "physical limit": 0.016}
 QWEN_SPECIAL = [
     *(
         "<|endoftext|>",
@@ -247,10 +251,10 @@ def model_only(verifier: Any, images: torch.Tensor, prompts: list[str]) -> Calla
     return lambda: verifier.model.get_image_features(pixel_values=pixels["pixel_values"])
 
 
-def timed(fn: Callable[[], Any], device: str, repeats: int) -> float:
-    """Seconds per call, after one warm-up call."""
+def timed(fn: Callable[[], Any], device: str, repeats: int, warm_up: Callable[[], Any] | None = None) -> float:
+    """Seconds per call, after one warm-up call (of `fn`, unless a cheaper one at the same shapes is given)."""
     with torch.no_grad():
-        fn()
+        (warm_up or fn)()
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -259,6 +263,43 @@ def timed(fn: Callable[[], Any], device: str, repeats: int) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
     return (time.perf_counter() - t0) / repeats
+
+
+def matmul_tflops(device: str, smoke: bool) -> float:
+    """The practical bf16 peak: TFLOP/s of an 8192^3 matmul (ANCHORS.md's ~770-800 on an H100)."""
+    k = 256 if smoke else 8192
+    dtype = torch.float32 if smoke else torch.bfloat16
+    a, b = (torch.randn(k, k, device=device, dtype=dtype) for _ in range(2))
+    return 2 * k**3 / timed(lambda: a @ b, device, 3 if smoke else 20) / 1e12
+
+
+def sana_seconds(device: str, smoke: bool, n: int) -> dict[str, float]:
+    """SANA-600M's seconds per 512 px candidate at N=n, 20 steps, CFG 4.5: ANCHORS.md's two baselines, ttscale's
+    step-level sampling (encode, noise, denoise, decode) and the physical limit; all in this run."""
+    from ttscale.generators.diffusers_generator import DiffusersGenerator
+
+    side, steps = (64, 2) if smoke else (512, 20)
+    pipe = sana(device, size="tiny" if smoke else "600M", side=side)
+    pipe.set_progress_bar_config(disable=True)
+    gen = DiffusersGenerator(pipe, steps=steps, guidance=4.5, height=side, width=side, batch_size=n)
+    call = {"num_inference_steps": steps, "guidance_scale": 4.5, "height": side, "width": side, "output_type": "pt"}
+    call |= gen.family.call_kwargs_for(steps)
+
+    def batched() -> Any:
+        return pipe(
+            PROMPT, num_images_per_prompt=n, generator=[torch.Generator().manual_seed(s) for s in range(n)], **call
+        )
+
+    def one(seed: int) -> Any:
+        return pipe(PROMPT, generator=torch.Generator().manual_seed(seed), **call)
+
+    seconds = {
+        "naive loop": timed(lambda: [one(s) for s in range(n)], device, 1, warm_up=lambda: one(n)) / n,
+        "diffusers batched": timed(batched, device, 1) / n,
+        "ttscale step-level": timed(lambda: gen.sample(PROMPT, list(range(n))), device, 1) / n,
+        "physical limit": gen.flops_per_nfe * gen.nfe_per_sample() / (matmul_tflops(device, smoke) * 1e12),
+    }
+    return seconds  # the pipeline goes with this frame: the caller collects it before the verifiers load
 
 
 def lab_generator_seconds(device: str, n: int) -> float:
@@ -290,6 +331,11 @@ def main() -> None:
     }
     rows: list[dict[str, Any]] = []
     gen_s = lab_generator_seconds(device, 256 if not args.smoke else 4)
+    sana_s = sana_seconds(device, args.smoke, batch)
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    print(json.dumps({"sana_600m_s_per_image": sana_s}), flush=True)
     for label, make in makers.items():
         try:
             verifier = make(device, args.smoke)
@@ -307,7 +353,7 @@ def main() -> None:
             "model_s_per_image": alone,
             "model_images_per_s": 1 / alone,
             "tflop_per_image": verifier.flops_per_image / 1e12,
-            "share_vs_sana": {k: end_to_end / (end_to_end + v) for k, v in SANA.items()},
+            "share_vs_sana": {k: end_to_end / (end_to_end + v) for k, v in sana_s.items()},
             "share_vs_lab_generator": end_to_end / (end_to_end + gen_s),
         }
         if device == "cuda":
@@ -322,7 +368,7 @@ def main() -> None:
     report = {
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (smoke)",
         "torch": torch.__version__,
-        "sana_600m_s_per_image": SANA,
+        "sana_600m_s_per_image": sana_s,
         "lab_small_s_per_image": gen_s,
         "verifiers": rows,
     }
@@ -330,7 +376,8 @@ def main() -> None:
     (args.out / "verifier_throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{report['device']}: seconds per 512 px candidate; share = verification / (verification + generation)")
     print(
-        "| verifier | img/s (score) | img/s (model) | TFLOP/img | share vs SANA batched / denoiser / limit | vs lab-small |"
+        "| verifier | img/s (score) | img/s (model) | TFLOP/img "
+        "| share vs SANA naive / batched / ttscale / limit | vs lab-small |"
     )
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -342,9 +389,8 @@ def main() -> None:
             f"| {r['verifier']} | {r['images_per_s']:.0f} | {r['model_images_per_s']:.0f} | "
             f"{r['tflop_per_image']:.3f} | {shares} | {r['share_vs_lab_generator']:.0%} |"
         )
-    print(
-        f"| SANA-600M 20 steps (ANCHORS) | {1 / SANA['diffusers batched']:.1f} batched, {1 / SANA['denoiser alone']:.1f} denoiser | | 12.6 | | |"
-    )
+    rates = ", ".join(f"{1 / v:.1f} {k}" for k, v in sana_s.items())
+    print(f"| SANA-600M 20 steps (here) | {rates} | | | | |")
     print(f"| lab-small 20 steps (here) | {1 / gen_s:.1f} | | | | |")
 
 
