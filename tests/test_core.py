@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttscale.budget import Budget, BudgetExceeded, Meter
+from ttscale.budget import Budget, BudgetExceeded, Meter, count_flops
 from ttscale.generator import Schedule
 from ttscale.samplers import ddpm_schedule, flow_schedule, sample, seed_noise, step
 from ttscale.seeds import candidate_seed, gaussian
@@ -98,3 +98,16 @@ def test_rank_and_keep_puts_nan_last_and_keeps_the_best(scores: list[float], k: 
     finite = [c.score for c in ranked if c.score == c.score]
     assert finite == sorted(finite, reverse=True)
     assert [c.score == c.score for c in ranked] == sorted((c.score == c.score for c in ranked), reverse=True)
+
+
+@settings(max_examples=20, deadline=None)
+@given(heads=st.sampled_from([(4, 4), (8, 2), (6, 1)]), q_len=st.integers(1, 12), kv_len=st.integers(1, 12))
+def test_count_flops_counts_attention_on_the_cpu_and_with_grouped_query_heads(
+    heads: tuple[int, int], q_len: int, kv_len: int
+) -> None:
+    """torch's counter alone sees fused CPU attention as 0 FLOPs and fails on grouped-query heads."""
+    q_heads, kv_heads, dim = *heads, 16
+    q = torch.randn(2, q_heads, q_len, dim)
+    k, v = torch.randn(2, kv_heads, kv_len, dim), torch.randn(2, kv_heads, kv_len, dim)
+    flops = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+    assert flops == 2 * (2 * 2 * q_heads * q_len * kv_len * dim)  # Q K^T and the weights times V

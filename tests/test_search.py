@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
-from ttscale.folder import read_jsonl
+from ttscale.folder import encode_png, encode_pngs, load_image, read_jsonl
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
@@ -131,3 +132,13 @@ def test_metering_keeps_step_access_visible_to_protocol_checks(tiny_models: dict
     x = gen.noise([1, 2])
     wrapped.denoise(x, 0, wrapped.encode("a photo of a red circle"))
     assert wrapped.meter.spent.nfe == 2 * gen.nfe_per_call
+
+
+def test_png_encoding_over_threads_is_the_serial_encoding_in_order(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, 24, 3), dtype=np.uint8) for h in (8, 16, 24, 32, 40)]
+    pngs = encode_pngs(images)
+    assert pngs == [encode_png(image) for image in images]
+    for j, (png, image) in enumerate(zip(pngs, images, strict=True)):
+        (tmp_path / f"{j}.png").write_bytes(png)
+        np.testing.assert_array_equal(load_image(tmp_path / f"{j}.png"), image)

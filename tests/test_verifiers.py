@@ -229,6 +229,7 @@ def test_aesthetic_head_on_the_normalised_clip_embedding(hf_models: dict[str, Pa
 def test_vlm_yes_probability_equals_a_manual_softmax_over_yes_and_no(hf_models: dict[str, Path]) -> None:
     judge = load_verifier(f"vlm:{hf_models['vlm']}")
     assert isinstance(judge, YesNoJudge) and judge.metrics == ("yes_prob", "p_yes")
+    assert math.isfinite(judge.flops_per_image) and judge.flops_per_image > 0
     ims = images(seed=5)
     out = judge.score(ims, PROMPTS)  # prompts of different lengths: one left-padded batch
     model = AutoModelForImageTextToText.from_pretrained(hf_models["vlm"]).eval()

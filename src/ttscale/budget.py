@@ -8,9 +8,13 @@ raise `BudgetExceeded` if it did not, so a run can never go over its budget sile
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from ttscale.errors import TTScaleError
 
@@ -91,3 +95,18 @@ class Meter:
     def close(self) -> Spend:
         self.spent.seconds = self.elapsed()
         return self.spent
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    """FLOPs of one call (matrix products, convolutions and attention), counted by running it once.
+
+    Attention runs as plain matrix products while counting, because torch's counter sees fused CPU kernels as
+    0 FLOPs and fails on grouped-query ones; so a model counts the same on every device. NaN when the counter
+    still cannot follow the call: unknown, not zero.
+    """
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            fn()
+    except AssertionError:
+        return float("nan")
+    return float(counter.get_total_flops())

@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,16 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def encode_pngs(images: Sequence[np.ndarray]) -> list[bytes]:
+    """`encode_png` over several threads: zlib releases the GIL, and a 1024 px candidate takes ~0.1 s to encode,
+    as long as a few denoising steps of a large model."""
+    workers = min(len(images), os.cpu_count() or 1, 8)
+    if workers <= 1:
+        return [encode_png(image) for image in images]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(encode_png, images))
 
 
 def save_png(path: Path, image: np.ndarray) -> None:

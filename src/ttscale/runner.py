@@ -27,7 +27,7 @@ from ttscale.errors import TTScaleError
 from ttscale.folder import (
     atomic_write_bytes,
     atomic_write_text,
-    encode_png,
+    encode_pngs,
     prompt_dir,
     read_jsonl,
     write_jsonl,
@@ -113,7 +113,7 @@ def search_prompt(
     # each image written is converted and PNG-encoded once (a kept sample is its candidate's file, byte for byte)
     written = list(range(len(result.candidates))) if config.save_candidates else kept_at
     images = to_uint8(torch.stack([result.candidates[j].image for j in written]))
-    pngs = {j: encode_png(image) for j, image in zip(written, images, strict=True)}
+    pngs = dict(zip(written, encode_pngs(images), strict=True))
     if config.save_candidates:
         for j, png in pngs.items():
             atomic_write_bytes(folder / "candidates" / f"{j:05d}.png", png)

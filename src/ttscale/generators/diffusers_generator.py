@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from ttscale.budget import count_flops
 from ttscale.errors import TTScaleError
 from ttscale.generator import Schedule
 from ttscale.generators.families import Cond, Family, call_default, family_for, require_family
@@ -77,9 +77,9 @@ class DiffusersGenerator:
         """FLOPs of one denoiser evaluation of one sample (one CFG branch), counted on a real forward."""
         cond = self.family.encode("", False, self.height, self.width)
         x = self.noise([0])
-        with FlopCounterMode(display=False) as counter:
-            self.family.forward(x, self._timesteps[0], cond.positive, cond.shared, self.guidance)
-        return float(counter.get_total_flops())
+        return count_flops(
+            lambda: self.family.forward(x, self._timesteps[0], cond.positive, cond.shared, self.guidance)
+        )
 
     def encode(self, prompt: str) -> Cond:
         """The pipeline's own prompt encoding, once per prompt (the last prompt's is cached for its batches)."""

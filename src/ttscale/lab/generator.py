@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from ttscale.budget import count_flops
 from ttscale.cuda_graphs import GraphedCall
 from ttscale.generator import Schedule
 from ttscale.lab.nets import FlowUNet, tokenize
@@ -20,10 +20,9 @@ Cond = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 def measure_flops(net: FlowUNet) -> float:
     """FLOPs of one denoiser evaluation of one 32x32 sample (matrix products and convolutions)."""
     res = net.cfg.resolution
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        ids = tokenize(["a photo of a red circle"])
-        net(torch.zeros(1, 3, res, res), torch.zeros(1), net.encode(ids))
-    return float(counter.get_total_flops())
+    with torch.no_grad():
+        text = net.encode(tokenize(["a photo of a red circle"]))
+    return count_flops(lambda: net(torch.zeros(1, 3, res, res), torch.zeros(1), text))
 
 
 class LabGenerator:

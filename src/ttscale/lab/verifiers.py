@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from ttscale.budget import count_flops
 from ttscale.cuda_graphs import GraphedCall
 from ttscale.lab.nets import DualEncoder, YesNoJudge, tokenize
 from ttscale.lab.weights import load_judge
@@ -34,9 +34,8 @@ class LabVerifier:
     ):
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
         self.metrics: tuple[str, ...] = ("yes_prob",) if isinstance(net, YesNoJudge) else ("clip_score",)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            self._forward(net, torch.zeros(1, 3, 32, 32), tokenize(["a photo of a red circle"]))
-        self.flops_per_image = float(counter.get_total_flops())
+        probe, ids = torch.zeros(1, 3, 32, 32), tokenize(["a photo of a red circle"])
+        self.flops_per_image = count_flops(lambda: self._forward(net, probe, ids))
         self.net = net.to(self.device)
         self._graphed = GraphedCall(lambda images, ids: self._forward(self.net, images, ids), enabled=cuda_graphs)
 

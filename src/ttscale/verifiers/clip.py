@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 import torch
 
+from ttscale.budget import count_flops
 from ttscale.errors import TTScaleError
 from ttscale.generator import to_uint8
-from ttscale.verifiers.pretrained import count_flops, default_dtype, load, require, to_device
+from ttscale.verifiers.pretrained import default_dtype, load, require, to_device
 
 Kind = Literal["clip", "siglip", "pickscore"]
 

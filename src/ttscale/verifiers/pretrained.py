@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ttscale.errors import TTScaleError
 
@@ -54,16 +53,3 @@ def to_device(batch: Mapping[str, Any], device: torch.device, dtype: torch.dtype
         k: (v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device)) if torch.is_tensor(v) else v
         for k, v in batch.items()
     }
-
-
-def count_flops(fn: Callable[[], object]) -> float:
-    """FLOPs of one call (matrix products, convolutions and attention), measured by running it once.
-
-    NaN when torch's counter cannot follow the call (grouped-query SDPA on some torch versions): unknown, not zero.
-    """
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn()
-    except AssertionError:
-        return float("nan")
-    return float(counter.get_total_flops())
