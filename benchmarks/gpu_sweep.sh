@@ -7,14 +7,15 @@ set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
 SHARDS=${SHARDS:-14}
+SEEDS=${SEEDS:-0,1,2}  # e.g. SEEDS=2 for one more seed; merge with `python benchmarks/merge_sweeps.py`
 ARGS=(--out /tmp/sweep --budgets 160,320,640,1280 --reference 2560 --per-task ${PER_TASK:-16} --device cuda)
 start=$(date +%s)
 for i in $(seq 0 $((SHARDS - 1))); do
-  timeout "${LIMIT:-420}" python3 -m ttscale sweep "${ARGS[@]}" --seeds 0,1,2 --shard "$i/$SHARDS" > "/tmp/shard$i.log" 2>&1 &
+  timeout "${LIMIT:-420}" python3 -m ttscale sweep "${ARGS[@]}" --seeds "$SEEDS" --shard "$i/$SHARDS" > "/tmp/shard$i.log" 2>&1 &
 done
 wait
 echo "generation: $(( $(date +%s) - start ))s"
-for seeds in 0,1,2 0,1 0; do
+for seeds in "$SEEDS" "${SEEDS%,*}" "${SEEDS%%,*}"; do
   if python3 -m ttscale sweep "${ARGS[@]}" --seeds "$seeds" --collect-only 2>&1 | tee "$OUT/sweep.log"; then break; fi
   echo "collect with seeds $seeds failed; trying fewer"
 done
