@@ -45,6 +45,34 @@ def test_verifier_throughput_runs_every_verifier_at_smoke_size(tmp_path: Path) -
     report = json.loads((tmp_path / "verifier_throughput.json").read_text())
     sana = report["sana_600m_s_per_image"]
     assert set(sana) == {"naive loop", "diffusers batched", "ttscale step-level", "physical limit"}
+    assert report["bf16_matmul_tflops"] > 0 and report["sana_600m_tflop_per_image"] > 0
     assert all(s > 0 for s in sana.values())
     shares = [r["share_vs_sana"] for r in report["verifiers"] if "share_vs_sana" in r]
     assert shares and all(0 < v < 1 for share in shares for v in share.values())
+
+
+def test_merging_sweeps_of_different_seeds_averages_over_all_and_refuses_a_seed_twice(tmp_path: Path) -> None:
+    def rows(seed: int, score: float) -> str:
+        cells = [("best-of-n", 160, score), ("best-of-n", 320, score + 0.1), ("particle-filter", 160, score + 0.2)]
+        spend = {"nfe": 160.0, "verifier_calls": 4.0, "generator_flops": 1e12, "verifier_flops": 0.0, "seconds": 1.0}
+        return "".join(
+            json.dumps({"strategy": s, "budget": b, "seed": seed, "overall": o, "tasks": {"colors": o}} | spend) + "\n"
+            for s, b, o in cells
+        )
+
+    (tmp_path / "a.jsonl").write_text(rows(0, 0.5) + rows(1, 0.6))
+    (tmp_path / "b.jsonl").write_text(rows(2, 0.7))
+    done = _run(
+        "benchmarks/merge_sweeps.py", str(tmp_path / "out"), str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "sweep_summary.json").read_text())
+    pf = next(c for c in summary["cells"] if c["strategy"] == "particle-filter")
+    assert pf["seeds"] == 3 and abs(pf["overall"] - 0.8) < 1e-9
+    # the reference is best-of-n at its largest budget (320, mean 0.7); particle filtering's 0.8 at 160 reaches it
+    assert summary["reach"]["budget"] == 320 and summary["reach"]["strategies"]["particle-filter"]["budget"] == 160
+    assert len((tmp_path / "out" / "sweep.jsonl").read_text().splitlines()) == 9
+    twice = _run(
+        "benchmarks/merge_sweeps.py", str(tmp_path / "dup"), str(tmp_path / "b.jsonl"), str(tmp_path / "b.jsonl")
+    )
+    assert twice.returncode != 0 and "more than once" in twice.stderr
