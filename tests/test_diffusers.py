@@ -195,8 +195,9 @@ def _gemma() -> Any:
     )
 
 
-def build_sana() -> Any:
-    transformer, vae, gemma = _sana_transformer(), _dc_ae(), _gemma()
+def build_sana(**config: Any) -> Any:
+    """SANA; with `qk_norm="rms_norm_across_heads"`, SANA-1.5 as its checkpoints ship it (same pipeline)."""
+    transformer, vae, gemma = _sana_transformer(**config), _dc_ae(), _gemma()
     scheduler = diffusers.DPMSolverMultistepScheduler(**SANA_SCHEDULER)
     return diffusers.SanaPipeline(
         tokenizer=_tokenizer(512), text_encoder=gemma, vae=vae, transformer=transformer, scheduler=scheduler
@@ -343,6 +344,7 @@ def build_pixart() -> Any:
 
 BUILDERS: dict[str, Callable[[], Any]] = {
     "sana": build_sana,
+    "sana-1.5": lambda: build_sana(qk_norm="rms_norm_across_heads"),
     "sana-sprint": build_sana_sprint,
     "flux-dev": build_flux,
     "flux-schnell": lambda: build_flux(guidance_embeds=False),
