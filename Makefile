@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,diffusers,verifiers]"
+	$(BIN)/python -m pip install -q -e ".[dev,diffusers,verifiers,cluster]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -218,6 +218,19 @@ def search_cmd(
         str, typer.Option(help="I/N: run only prompts with index % N == I (one process per GPU or node).")
     ] = "0/1",
     limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Shards run as Ray tasks, one GPU each (pip install 'ttscale[cluster]'); the same images as one process."
+        ),
+    ] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to run --workers on (e.g. auto); default: a Ray instance on this machine."),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None, typer.Option(help="GPUs each Ray worker asks for (default: 1 on a GPU device, else 0).")
+    ] = None,
 ) -> None:
     """Search each prompt with a strategy under a budget; keep the top k; record every candidate."""
     from ttscale.config import SearchConfig, resolve_device
@@ -245,13 +258,26 @@ def search_cmd(
     shard_index, shards = _shard(shard)
     get_strategy(cfg.strategy)  # fail fast, before any model loads
     items = _prompts_from(prompts)[:limit]
-    dev = resolve_device(cfg.device)
-    gen = load_generator(cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size)
-    ver = load_verifier(cfg.verifier, device=dev)
+    on_ray = workers != 1 or ray_address is not None
+    if on_ray and shards != 1:
+        raise TTScaleError("--workers splits the prompts itself; leave out --shard")
     total = len(range(shard_index, len(items), shards))
     nfe_budget = None if cfg.budget.nfe is None else cfg.budget.nfe * total
-    with prompt_progress(total, f"{cfg.strategy} ", console, nfe_budget=nfe_budget) as on_prompt:
-        totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
+    label = f"{cfg.strategy} on {workers} workers " if on_ray else f"{cfg.strategy} "
+    with prompt_progress(total, label, console, nfe_budget=nfe_budget) as on_prompt:
+        if on_ray:
+            from ttscale.distributed import run_on_ray
+
+            totals = run_on_ray(
+                cfg, items, out, workers, address=ray_address, gpus_per_worker=gpus_per_worker, on_prompt=on_prompt
+            )
+        else:
+            dev = resolve_device(cfg.device)
+            gen = load_generator(
+                cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size
+            )
+            ver = load_verifier(cfg.verifier, device=dev)
+            totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
     console.print(
         f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
         f"{totals.spend.nfe:,} NFEs, {totals.spend.verifier_calls:,} verifier calls, {totals.spend.seconds:.1f}s → {out}"

@@ -141,9 +141,18 @@ def _with_savings(budget: Budget, saved: Spend) -> Budget:
     )
 
 
-def _load_spend(folder: Path) -> Spend:
+def is_finished(out: Path, index: int) -> bool:
+    """A prompt's folder is complete once its metadata.jsonl is written (last) and its spend recorded."""
+    folder = prompt_dir(out, index)
+    return (folder / "metadata.jsonl").is_file() and (folder / "spend.json").is_file()
+
+
+def finished_outcome(out: Path, index: int, skipped: bool = True) -> PromptOutcome:
+    """A finished prompt read back from its folder: what it spent and how many candidates, no score."""
+    folder = prompt_dir(out, index)
     row = json.loads((folder / "spend.json").read_text())
-    return Spend(row["nfe"], row["verifier_calls"], row["generator_flops"], row["verifier_flops"], row["seconds"])
+    spend = Spend(row["nfe"], row["verifier_calls"], row["generator_flops"], row["verifier_flops"], row["seconds"])
+    return PromptOutcome(index, spend, len(read_jsonl(folder / "candidates.jsonl")), float("nan"), skipped)
 
 
 def run(
@@ -185,11 +194,8 @@ def run(
         if index % shards != shard_index:
             continue
         budget = _with_savings(config.budget, saved) if config.carry_over else config.budget
-        folder = prompt_dir(out, index)
-        if (folder / "metadata.jsonl").is_file() and (folder / "spend.json").is_file():
-            outcome = PromptOutcome(
-                index, _load_spend(folder), len(read_jsonl(folder / "candidates.jsonl")), float("nan"), True
-            )
+        if is_finished(out, index):
+            outcome = finished_outcome(out, index)
             totals.resumed += 1
         else:
             outcome = search_prompt(config, generator, verifier, index, metadata, out, budget)

@@ -19,12 +19,12 @@ from ttscale.errors import TTScaleError
 T = TypeVar("T")
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def require(module: str, purpose: str, extra: str = "verifiers") -> ModuleType:
     """Import an optional dependency, or say which extra installs it."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise TTScaleError(f"{purpose} needs the `{module}` package: pip install 'ttscale[verifiers]'") from None
+        raise TTScaleError(f"{purpose} needs the `{module}` package: pip install 'ttscale[{extra}]'") from None
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
