@@ -116,8 +116,51 @@ def test_every_command_has_help() -> None:
         ["lab", "prompts", "--help"],
         ["evaluate", "--help"],
         ["search", "--help"],
+        ["generate", "--help"],
         ["pick", "--help"],
         ["demo", "--help"],
     ):
         proc = ttscale(*args)
         assert proc.returncode == 0 and "Usage" in proc.stdout, args
+
+
+def test_generate_makes_searchs_first_candidates_unscored_and_pick_ranks_them_later(
+    tmp_path: Path, tiny_models: dict[str, Path]
+) -> None:
+    common = ["--generator", str(tiny_models["generator"]), "--steps", "2", "--limit", "2", "--device", "cpu"]
+    done = ttscale("generate", "--out", str(tmp_path / "gen"), "--n", "3", *common)
+    assert done.returncode == 0, done.stderr
+    assert "0 verifier calls" in done.stderr
+    searched = ttscale(
+        "search", "--out", str(tmp_path / "bon"), "--n", "3", "--verifier", str(tiny_models["visa"]), *common
+    )
+    assert searched.returncode == 0, searched.stderr
+    for index in range(2):
+        gen, bon = tmp_path / "gen" / f"{index:05d}", tmp_path / "bon" / f"{index:05d}"
+        # every image kept, in seed order, and each is the search's candidate of the same seed, byte for byte
+        samples = sorted(p.name for p in (gen / "samples").iterdir())
+        assert samples == ["00000.png", "00001.png", "00002.png"]
+        for j, name in enumerate(samples):
+            assert (gen / "samples" / name).read_bytes() == (bon / "candidates" / f"{j:05d}.png").read_bytes()
+        records = [json.loads(line) for line in (gen / "candidates.jsonl").read_text().splitlines()]
+        assert [r["seed"] for r in records] == [
+            json.loads(line)["seed"] for line in (bon / "candidates.jsonl").read_text().splitlines()
+        ]
+        assert all(r["scores"] == {} and r["kept"] for r in records)
+        assert json.loads((gen / "spend.json").read_text())["verifier_calls"] == 0
+    picked = ttscale(
+        "pick", str(tmp_path / "gen"), "--verifier", str(tiny_models["visa"]), "--k", "1", "--device", "cpu"
+    )
+    assert picked.returncode == 0, picked.stderr
+    assert [p.name for p in (tmp_path / "gen" / "00000" / "samples").iterdir()] == ["00000.png"]
+    first_searched = json.loads((tmp_path / "bon" / "00000" / "candidates.jsonl").read_text().splitlines()[0])
+    first_picked = json.loads((tmp_path / "gen" / "00000" / "candidates.jsonl").read_text().splitlines()[0])
+    # the same judge on the same image, later: pick reads the PNG, search scored the image before rounding to uint8
+    assert first_picked["scores"]["yes_prob"] == pytest.approx(first_searched["scores"]["yes_prob"], abs=1e-4)
+
+
+def test_a_run_without_a_verifier_only_suits_plain_sampling(tmp_path: Path) -> None:
+    proc = ttscale("search", "--verifier", "none", "--strategy", "particle-filter", "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "strategy particle-filter ranks by a verifier; 'none' suits best-of-n")
+    proc = ttscale("search", "--verifier", "none", "--verifier-calls", "8", "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, "verifier 'none' makes no verifier calls")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ttscale.errors import TTScaleError
 from ttscale.strategies import STEP_LEVEL, STRATEGIES
+
+if TYPE_CHECKING:
+    from ttscale.config import SearchConfig
 
 app = typer.Typer(
     help="Inference-time scaling for text-to-image diffusion: search over noise and paths, ranked by verifiers.",
@@ -179,14 +182,33 @@ def _prompts_from(source: str) -> list[dict[str, object]]:
     return load_prompts(Path(source))
 
 
+# Options shared by `search` and `generate`: where prompts come from and how the run is spread out.
+PromptsOption = Annotated[str, typer.Option(help="A lab split (train, test, heldout) or a GenEval-format JSONL file.")]
+ShardOption = Annotated[
+    str, typer.Option(help="I/N: run only prompts with index % N == I (one process per GPU or node).")
+]
+LimitOption = Annotated[int | None, typer.Option(help="Only the first N prompts.")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        help="Shards run as Ray tasks, one GPU each (pip install 'ttscale[cluster]'); the same images as one process."
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to run --workers on (e.g. auto); default: a Ray instance on this machine."),
+]
+GpusOption = Annotated[
+    float | None, typer.Option(help="GPUs each Ray worker asks for (default: 1 on a GPU device, else 0).")
+]
+
+
 @app.command("search")
 def search_cmd(
     out: Annotated[
         Path, typer.Option(help="Output folder (GenEval layout plus candidates.jsonl); an existing run resumes.")
     ],
-    prompts: Annotated[
-        str, typer.Option(help="A lab split (train, test, heldout) or a GenEval-format JSONL file.")
-    ] = "test",
+    prompts: PromptsOption = "test",
     config: Annotated[
         Path | None, typer.Option(help="JSON file with any SearchConfig field; options below override it.")
     ] = None,
@@ -214,29 +236,14 @@ def search_cmd(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Run seed; each candidate's seed derives from it.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
-    shard: Annotated[
-        str, typer.Option(help="I/N: run only prompts with index % N == I (one process per GPU or node).")
-    ] = "0/1",
-    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Shards run as Ray tasks, one GPU each (pip install 'ttscale[cluster]'); the same images as one process."
-        ),
-    ] = 1,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to run --workers on (e.g. auto); default: a Ray instance on this machine."),
-    ] = None,
-    gpus_per_worker: Annotated[
-        float | None, typer.Option(help="GPUs each Ray worker asks for (default: 1 on a GPU device, else 0).")
-    ] = None,
+    shard: ShardOption = "0/1",
+    limit: LimitOption = None,
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    gpus_per_worker: GpusOption = None,
 ) -> None:
     """Search each prompt with a strategy under a budget; keep the top k; record every candidate."""
-    from ttscale.config import SearchConfig, resolve_device
-    from ttscale.loading import load_generator, load_verifier
-    from ttscale.progress import prompt_progress
-    from ttscale.runner import run
+    from ttscale.config import SearchConfig
     from ttscale.strategies import get_strategy
 
     cfg = SearchConfig.load(
@@ -255,9 +262,26 @@ def search_cmd(
     )
     if n is not None:
         cfg = cfg.model_copy(update={"params": cfg.params | {"n": n}})
-    shard_index, shards = _shard(shard)
     get_strategy(cfg.strategy)  # fail fast, before any model loads
-    items = _prompts_from(prompts)[:limit]
+    _execute(cfg, _prompts_from(prompts)[:limit], out, _shard(shard), workers, ray_address, gpus_per_worker)
+
+
+def _execute(
+    cfg: SearchConfig,
+    items: list[dict[str, object]],
+    out: Path,
+    shard: tuple[int, int],
+    workers: int,
+    ray_address: str | None,
+    gpus_per_worker: float | None,
+) -> None:
+    """Run a search config over the prompts: in this process (one shard of them), or as Ray workers."""
+    from ttscale.config import resolve_device
+    from ttscale.loading import load_generator, load_run_verifier
+    from ttscale.progress import prompt_progress
+    from ttscale.runner import run
+
+    shard_index, shards = shard
     on_ray = workers != 1 or ray_address is not None
     if on_ray and shards != 1:
         raise TTScaleError("--workers splits the prompts itself; leave out --shard")
@@ -276,12 +300,45 @@ def search_cmd(
             gen = load_generator(
                 cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size
             )
-            ver = load_verifier(cfg.verifier, device=dev)
+            ver = load_run_verifier(cfg.verifier, device=dev)
             totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
     console.print(
         f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
         f"{totals.spend.nfe:,} NFEs, {totals.spend.verifier_calls:,} verifier calls, {totals.spend.seconds:.1f}s → {out}"
     )
+
+
+@app.command("generate")
+def generate_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder (GenEval layout); an existing run resumes.")],
+    prompts: PromptsOption = "test",
+    generator: Annotated[
+        str, typer.Option(help="lab-small, lab-large, a .safetensors file, or a diffusers model (as for search).")
+    ] = "lab-small",
+    n: Annotated[int, typer.Option(help="Images per prompt (GenEval's own script makes 4).")] = 4,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed; each image's seed derives from it.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
+    shard: ShardOption = "0/1",
+    limit: LimitOption = None,
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    gpus_per_worker: GpusOption = None,
+) -> None:
+    """Plain sampling, no search: n images per prompt from seeds 0 … n-1, the baseline every search is compared to.
+
+    The images are search's first n candidates (the same seeds), and nothing is scored, so `ttscale pick` can rank
+    them later with any verifier.
+    """
+    from ttscale.config import NO_VERIFIER, SearchConfig
+
+    if n < 1:
+        raise TTScaleError("--n must be at least 1")
+    cfg = SearchConfig.load(
+        None, generator=generator, verifier=NO_VERIFIER, k=n, steps=steps, guidance=guidance, seed=seed, device=device
+    ).model_copy(update={"params": {"n": n}})
+    _execute(cfg, _prompts_from(prompts)[:limit], out, _shard(shard), workers, ray_address, gpus_per_worker)
 
 
 @app.command("strategies")

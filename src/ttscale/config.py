@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ttscale.budget import Budget
 from ttscale.errors import TTScaleError
+
+NO_VERIFIER = "none"  # plain sampling (`ttscale generate`): nothing scored or ranked, no verifier calls
 
 
 class SearchConfig(BaseModel):
@@ -18,7 +20,9 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     generator: str = Field("lab-small", description="lab-small, lab-large, a .safetensors file, or a diffusers model")
-    verifier: str = Field("lab-visa", description="lab-visa, lab-clip, or another registered verifier")
+    verifier: str = Field(
+        "lab-visa", description="lab-visa, lab-clip, another registered verifier, or none (best-of-n only: no ranking)"
+    )
     metric: str | None = Field(None, description="verifier metric to rank by (default: its first)")
     strategy: str = "best-of-n"
     params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters, e.g. {'n': 16}")
@@ -38,6 +42,14 @@ class SearchConfig(BaseModel):
     carry_over: bool = Field(
         False, description="add each prompt's unspent budget to the next prompt's (adaptive search); order-dependent"
     )
+
+    @model_validator(mode="after")
+    def _unscored_needs_no_ranking(self) -> SearchConfig:
+        if self.verifier == NO_VERIFIER and self.strategy != "best-of-n":
+            raise ValueError(f"strategy {self.strategy} ranks by a verifier; 'none' suits best-of-n (plain sampling)")
+        if self.verifier == NO_VERIFIER and self.budget.verifier_calls is not None:
+            raise ValueError("verifier 'none' makes no verifier calls; bound the run by n, NFEs or seconds")
+        return self
 
     @classmethod
     def load(cls, path: Path | None, **overrides: Any) -> SearchConfig:
@@ -61,8 +73,10 @@ class SearchConfig(BaseModel):
             return cls.model_validate(data)
         except ValidationError as err:
             first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise TTScaleError(f"config: {where}: {first['msg']}") from None
+            loc = ".".join(str(p) for p in first["loc"])
+            where = f"{loc}: " if loc else ""  # a model validator's error belongs to no one field
+            message = first["msg"].removeprefix("Value error, ")  # a model validator's own sentence
+            raise TTScaleError(f"config: {where}{message}") from None
 
 
 def resolve_device(device: str) -> str:

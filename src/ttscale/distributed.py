@@ -22,14 +22,14 @@ def search_shard(
     config: dict[str, Any], prompts: Sequence[dict[str, Any]], out: str, shard: tuple[int, int]
 ) -> RunTotals:
     """One Ray task: load the models on the worker's device (Ray sets CUDA_VISIBLE_DEVICES) and run the shard."""
-    from ttscale.loading import load_generator, load_verifier
+    from ttscale.loading import load_generator, load_run_verifier
 
     cfg = SearchConfig.model_validate(config)
     device = resolve_device(cfg.device)
     gen = load_generator(
         cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=device, batch_size=cfg.batch_size
     )
-    return run(cfg, prompts, Path(out), gen, load_verifier(cfg.verifier, device=device), shard=shard)
+    return run(cfg, prompts, Path(out), gen, load_run_verifier(cfg.verifier, device=device), shard=shard)
 
 
 def run_on_ray(

@@ -40,6 +40,13 @@ def load_verifier(name: str, *, device: str = "cpu") -> Verifier:
     return load_named(name, device=device)  # clip:, siglip:, vlm:, openai:, ensemble: … and plug-ins
 
 
+def load_run_verifier(name: str, *, device: str = "cpu") -> Verifier | None:
+    """A run's verifier: None for `none` (plain sampling, nothing scored), else `load_verifier`."""
+    from ttscale.config import NO_VERIFIER
+
+    return None if name == NO_VERIFIER else load_verifier(name, device=device)
+
+
 @lru_cache(maxsize=8)
 def shared_verifier(name: str, device: str = "cpu") -> Verifier:
     """A verifier loaded once per process, for strategies that consult a second one on every prompt."""

@@ -81,7 +81,7 @@ def _versions() -> dict[str, str]:
 def search_prompt(
     config: SearchConfig,
     generator: Generator,
-    verifier: Verifier,
+    verifier: Verifier | None,
     index: int,
     metadata: dict[str, Any],
     out: Path,
@@ -160,7 +160,7 @@ def run(
     prompts: Sequence[dict[str, Any]],
     out: Path,
     generator: Generator,
-    verifier: Verifier,
+    verifier: Verifier | None,
     *,
     shard: tuple[int, int] = (0, 1),
     on_prompt: Callable[[PromptOutcome], None] | None = None,

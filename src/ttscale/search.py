@@ -31,7 +31,7 @@ class SearchResult:
 @dataclass
 class Search:
     generator: Generator
-    verifier: Verifier
+    verifier: Verifier | None  # None: plain sampling, every candidate unscored (NaN)
     meter: Meter
     prompt: str
     prompt_index: int = 0
@@ -40,8 +40,11 @@ class Search:
     batch_size: int = 64
 
     @classmethod
-    def metered(cls, generator: Generator, verifier: Verifier, meter: Meter, prompt: str, **kwargs: Any) -> Search:
-        return cls(metered(generator, meter), MeteredVerifier(verifier, meter), meter, prompt, **kwargs)
+    def metered(
+        cls, generator: Generator, verifier: Verifier | None, meter: Meter, prompt: str, **kwargs: Any
+    ) -> Search:
+        judge = None if verifier is None else MeteredVerifier(verifier, meter)
+        return cls(metered(generator, meter), judge, meter, prompt, **kwargs)
 
     def seed(self, j: int, stream: str = "noise") -> int:
         """The seed of this prompt's j-th draw in a stream (one stream per kind of randomness)."""
@@ -53,7 +56,7 @@ class Search:
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.meter.affords(nfe=mid * nfe_each, verifier_calls=mid):
+            if self.meter.affords(nfe=mid * nfe_each, verifier_calls=0 if self.verifier is None else mid):
                 lo = mid
             else:
                 hi = mid - 1
@@ -67,6 +70,8 @@ class Search:
         `verifier` defaults to the search's own; pass another (metered) one for a cheap look-ahead judge.
         """
         judge = verifier or self.verifier
+        if judge is None:
+            return torch.full((len(images),), float("nan")), {}
         metric = self.metric if verifier is None else None
         parts = [
             scores_for(judge, images[s : s + self.batch_size], self.prompt, metric)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ttscale.config import NO_VERIFIER
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
 from ttscale.loading import shared_verifier
@@ -68,7 +69,7 @@ def early_pruning(
                 "step": look_at,
                 "pool": started,
                 "kept": kept,
-                "verifier": cheap_verifier or search.verifier.name,
+                "verifier": cheap_verifier or (search.verifier.name if search.verifier else NO_VERIFIER),
                 "best": float(look.max()),
                 "nfe": search.meter.spent.nfe,
                 "verifier_calls": search.meter.spent.verifier_calls,
