@@ -13,13 +13,14 @@ import pytest
 import ray
 
 from ttscale.config import SearchConfig
-from ttscale.distributed import run_on_ray
+from ttscale.distributed import run_on_ray, sweep_on_ray
 from ttscale.errors import TTScaleError
 from ttscale.folder import prompt_dir
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.runner import PromptOutcome, run
+from ttscale.sweep import SweepSpec, cell, collect, run_cells, run_sweep
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -111,3 +112,25 @@ def test_search_on_two_workers_from_the_command_line(tiny_models: dict[str, Path
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 prompts (0 resumed), 4 candidates" in done.stderr  # the console writes to stderr
     assert all((prompt_dir(tmp_path / "out", i) / "samples" / "00000.png").is_file() for i in range(2))
+
+
+def test_a_sweep_on_two_workers_fills_the_cells_one_process_fills(
+    local_ray: Path, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    gen = LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=2, batch_size=4)
+    ver = LabVerifier.from_pretrained(str(tiny_models["visa"]))
+    s = gen.nfe_per_sample()
+    base = _config(tiny_models, str(tiny_models["visa"]))
+    spec = SweepSpec(["best-of-n", "particle-filter"], [2 * s], [0], base, reference=4 * s)
+    run_sweep(spec, PROMPTS, tmp_path / "one", gen, ver)
+    seen: list[PromptOutcome] = []
+    sweep_on_ray(spec, PROMPTS, tmp_path / "ray", 2, on_prompt=seen.append, poll_seconds=0.2)
+    assert len(seen) == len(run_cells(spec)) * len(PROMPTS) == 8
+    for strategy, budget, seed in run_cells(spec):
+        for index in range(len(PROMPTS)):
+            ours = _folder(cell(tmp_path / "ray", strategy, budget, seed), index)
+            assert ours == _folder(cell(tmp_path / "one", strategy, budget, seed), index)
+    untimed = [{k: v for k, v in r.items() if k != "seconds"} for r in collect(spec, PROMPTS, tmp_path / "ray", s)]
+    assert untimed == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in collect(spec, PROMPTS, tmp_path / "one", s)
+    ]

@@ -479,8 +479,11 @@ def sweep_cmd(
     verifier: Annotated[str, typer.Option(help="Verifier.")] = "lab-visa",
     steps: Annotated[int, typer.Option(help="Denoising steps.")] = 20,
     device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "auto",
-    shard: Annotated[str, typer.Option(help="I/N: this process runs prompts with index % N == I.")] = "0/1",
+    shard: ShardOption = "0/1",
     collect_only: Annotated[bool, typer.Option(help="Only evaluate and tabulate finished cells.")] = False,
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    gpus_per_worker: GpusOption = None,
 ) -> None:
     """Run strategies x budgets x seeds, evaluate, and write score vs total compute (table + sweep.jsonl)."""
     from rich.table import Table
@@ -490,7 +493,7 @@ def sweep_cmd(
     from ttscale.loading import load_generator, load_verifier
     from ttscale.progress import prompt_progress
     from ttscale.strategies import get_strategy
-    from ttscale.sweep import SweepSpec, aggregate, collect, reach, run_sweep, write
+    from ttscale.sweep import SweepSpec, aggregate, collect, reach, run_cells, run_sweep, write
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
@@ -503,13 +506,22 @@ def sweep_cmd(
     spec = SweepSpec(names, _ints(budgets, "--budgets"), _ints(seeds, "--seeds"), base, reference)
     items = representative_subset(per_task, prompts)  # type: ignore[arg-type]
     gen = load_generator(generator, steps=steps, guidance=base.guidance, device=dev, batch_size=base.batch_size)
+    on_ray = workers != 1 or ray_address is not None
+    if on_ray and shards != 1:
+        raise TTScaleError("--workers splits the prompts itself; leave out --shard")
     if not collect_only:
-        cells = len(spec.seeds) * sum(1 if s == "best-of-n" else len(spec.budgets) for s in names)
-        total = cells * len(range(shard_index, len(items), shards))
-        per_seed = sum(spec.best_of_n_budgets[-1] if s == "best-of-n" else sum(spec.budgets) for s in names)
-        plan = len(spec.seeds) * per_seed * len(range(shard_index, len(items), shards))
-        with prompt_progress(total, "sweep ", console, nfe_budget=plan) as on_prompt:
-            run_sweep(spec, items, out, gen, load_verifier(verifier, device=dev), (shard_index, shards), on_prompt)
+        mine = len(range(shard_index, len(items), shards))
+        plan = sum(budget for _, budget, _ in run_cells(spec)) * mine
+        with prompt_progress(len(run_cells(spec)) * mine, "sweep ", console, nfe_budget=plan) as on_prompt:
+            if on_ray:
+                from ttscale.distributed import sweep_on_ray
+
+                sweep_on_ray(
+                    spec, items, out, workers, address=ray_address, gpus_per_worker=gpus_per_worker, on_prompt=on_prompt
+                )
+            else:
+                ver = load_verifier(verifier, device=dev)
+                run_sweep(spec, items, out, gen, ver, (shard_index, shards), on_prompt)
         if shards > 1:
             console.print(f"shard {shard_index}/{shards} done; run with --collect-only once every shard has finished")
             return

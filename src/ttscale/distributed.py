@@ -1,9 +1,9 @@
-"""Many GPUs or nodes through Ray: a run's shards as Ray tasks, one GPU each, all writing one output folder.
+"""Many GPUs or nodes through Ray: a run's (or a sweep's) shards as Ray tasks, one GPU each, writing one folder.
 
-Shard i of N is exactly `ttscale search --shard i/N`, so the folder holds the images one process would make.
-A task whose worker dies (a lost node, the OOM killer) is started again by Ray and resumes its shard from the
-prompts it already finished; a user error (a bad model name) is not retried. On several machines the output
-folder must be shared (NFS, a mounted bucket), as it must for `--shard` processes.
+Shard i of N is exactly `--shard i/N`, so the folder holds the images one process would make. A task whose
+worker dies (a lost node, the OOM killer) is started again by Ray and resumes its shard from the prompts it
+already finished; a user error (a bad model name) is not retried. On several machines the output folder must
+be shared (NFS, a mounted bucket), as it must for `--shard` processes.
 """
 
 from __future__ import annotations
@@ -14,22 +14,41 @@ from typing import Any
 
 from ttscale.config import SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
+from ttscale.generator import Generator
 from ttscale.runner import PromptOutcome, RunTotals, finished_outcome, is_finished, run
+from ttscale.sweep import SweepSpec, cell, run_cells, run_sweep
+from ttscale.verifier import Verifier
 from ttscale.verifiers.pretrained import require
+
+OnPrompt = Callable[[PromptOutcome], None]
+
+
+def _models(config: SearchConfig) -> tuple[Generator, Verifier | None]:
+    """The run's generator and verifier on this worker's device (Ray sets CUDA_VISIBLE_DEVICES)."""
+    from ttscale.loading import load_generator, load_run_verifier
+
+    device = resolve_device(config.device)
+    gen = load_generator(
+        config.generator, steps=config.steps, guidance=config.guidance, device=device, batch_size=config.batch_size
+    )
+    return gen, load_run_verifier(config.verifier, device=device)
 
 
 def search_shard(
-    config: dict[str, Any], prompts: Sequence[dict[str, Any]], out: str, shard: tuple[int, int]
+    config: SearchConfig, prompts: Sequence[dict[str, Any]], out: Path, shard: tuple[int, int]
 ) -> RunTotals:
-    """One Ray task: load the models on the worker's device (Ray sets CUDA_VISIBLE_DEVICES) and run the shard."""
-    from ttscale.loading import load_generator, load_run_verifier
+    """One Ray task of `run_on_ray`."""
+    gen, ver = _models(config)
+    return run(config, prompts, out, gen, ver, shard=shard)
 
-    cfg = SearchConfig.model_validate(config)
-    device = resolve_device(cfg.device)
-    gen = load_generator(
-        cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=device, batch_size=cfg.batch_size
-    )
-    return run(cfg, prompts, Path(out), gen, load_run_verifier(cfg.verifier, device=device), shard=shard)
+
+def sweep_shard(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, shard: tuple[int, int]) -> RunTotals:
+    """One Ray task of `sweep_on_ray`."""
+    gen, ver = _models(spec.base)
+    if ver is None:
+        raise TTScaleError("a sweep compares strategies by their verifier; give one (not 'none')")
+    run_sweep(spec, prompts, out, gen, ver, shard=shard)
+    return RunTotals()  # a sweep's totals live in its cells' folders; `collect` reads them
 
 
 def run_on_ray(
@@ -41,34 +60,68 @@ def run_on_ray(
     address: str | None = None,
     gpus_per_worker: float | None = None,
     retries: int = 2,
-    on_prompt: Callable[[PromptOutcome], None] | None = None,
+    on_prompt: OnPrompt | None = None,
     poll_seconds: float = 1.0,
 ) -> RunTotals:
-    """Run `workers` shards as Ray tasks (a local Ray instance, or the cluster at `address`, e.g. "auto").
+    """`runner.run` over `workers` Ray tasks (a local Ray instance, or the cluster at `address`, e.g. "auto").
 
     `gpus_per_worker` defaults to 1 when the run's device is a GPU and 0 otherwise. `on_prompt` sees each
     prompt as its folder completes (read back from the folder: its spend and candidates, no score).
     """
+    folders = [(out, i) for i in range(len(prompts))]
+    shards = [(config, list(prompts), out.resolve(), (i, workers)) for i in range(workers)]
+    return _on_ray(search_shard, shards, folders, config, address, gpus_per_worker, retries, on_prompt, poll_seconds)
+
+
+def sweep_on_ray(
+    spec: SweepSpec,
+    prompts: list[dict[str, Any]],
+    out: Path,
+    workers: int,
+    *,
+    address: str | None = None,
+    gpus_per_worker: float | None = None,
+    retries: int = 2,
+    on_prompt: OnPrompt | None = None,
+    poll_seconds: float = 2.0,
+) -> None:
+    """`sweep.run_sweep` over `workers` Ray tasks, as `run_on_ray`; `sweep.collect` then reads the cells."""
+    folders = [(cell(out, *c), i) for c in run_cells(spec) for i in range(len(prompts))]
+    shards = [(spec, prompts, out.resolve(), (i, workers)) for i in range(workers)]
+    _on_ray(sweep_shard, shards, folders, spec.base, address, gpus_per_worker, retries, on_prompt, poll_seconds)
+
+
+def _on_ray(
+    task_fn: Callable[..., RunTotals],
+    shards: list[tuple[Any, ...]],
+    folders: list[tuple[Path, int]],
+    config: SearchConfig,
+    address: str | None,
+    gpus_per_worker: float | None,
+    retries: int,
+    on_prompt: OnPrompt | None,
+    poll_seconds: float,
+) -> RunTotals:
+    """One task per shard's arguments; report prompt folders as they complete, and sum the shards' totals."""
     ray = require("ray", "running on several GPUs or nodes", extra="cluster")
+    workers = len(shards)
     if workers < 1:
         raise TTScaleError("--workers must be at least 1")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if resolve_device(config.device).startswith("cuda") else 0.0
-    task = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_retries=retries)(search_shard)
-    waiting = set(range(len(prompts)))
-    resumed = {i for i in waiting if is_finished(out, i)}  # done by an earlier run: skipped, as `run` says
-    payload = config.model_dump(mode="json")
-    refs = [task.remote(payload, list(prompts), str(out.resolve()), (i, workers)) for i in range(workers)]
-    pending = list(refs)
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_retries=retries)(task_fn)
+    resumed = {f for f in folders if is_finished(*f)}  # done by an earlier run: skipped, as `run` says
+    refs = [task.remote(*arguments) for arguments in shards]
+    waiting, pending = list(folders), list(refs)
     while pending:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_seconds)
-        for index in sorted(waiting):  # report prompts as their folders complete, whichever worker wrote them
-            if is_finished(out, index):
-                waiting.discard(index)
-                if on_prompt is not None:
-                    on_prompt(finished_outcome(out, index, skipped=index in resumed))
+        finished = [is_finished(*f) for f in waiting]  # whichever worker wrote them
+        for (folder, index), now in zip(waiting, finished, strict=True):
+            if now and on_prompt is not None:
+                on_prompt(finished_outcome(folder, index, skipped=(folder, index) in resumed))
+        waiting = [f for f, now in zip(waiting, finished, strict=True) if not now]
     totals = RunTotals()
     for shard_index, ref in enumerate(refs):
         try:

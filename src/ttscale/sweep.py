@@ -75,6 +75,16 @@ def cell_config(spec: SweepSpec, strategy: str, budget: int, seed: int, nfe_per_
     return spec.base.model_copy(update={"strategy": strategy, "params": params, "budget": limit, "seed": seed})
 
 
+def run_cells(spec: SweepSpec) -> list[tuple[str, int, int]]:
+    """The (strategy, budget, seed) runs a sweep makes, in order: best-of-n once per seed, at its largest budget."""
+    return [
+        (strategy, budget, seed)
+        for seed in spec.seeds
+        for strategy in spec.strategies
+        for budget in ([spec.best_of_n_budgets[-1]] if strategy == "best-of-n" else spec.budgets)
+    ]
+
+
 def run_sweep(
     spec: SweepSpec,
     prompts: list[dict[str, Any]],
@@ -86,20 +96,9 @@ def run_sweep(
 ) -> None:
     """Run every cell (resumable); best-of-n only at the largest budget."""
     s = generator.nfe_per_sample()
-    for seed in spec.seeds:
-        for strategy in spec.strategies:
-            budgets = [spec.best_of_n_budgets[-1]] if strategy == "best-of-n" else spec.budgets
-            for budget in budgets:
-                cfg = cell_config(spec, strategy, budget, seed, s)
-                run(
-                    cfg,
-                    prompts,
-                    cell(out, strategy, budget, seed),
-                    generator,
-                    verifier,
-                    shard=shard,
-                    on_prompt=on_prompt,
-                )
+    for strategy, budget, seed in run_cells(spec):
+        cfg = cell_config(spec, strategy, budget, seed, s)
+        run(cfg, prompts, cell(out, strategy, budget, seed), generator, verifier, shard=shard, on_prompt=on_prompt)
 
 
 def _spend(folder: Path, n: int) -> dict[str, float]:
