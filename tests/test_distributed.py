@@ -23,6 +23,7 @@ from ttscale.runner import PromptOutcome, run
 from ttscale.sweep import SweepSpec, cell, collect, run_cells, run_sweep
 
 PLUGINS = Path(__file__).parent / "plugins"
+PROMPTS = representative_subset(1)[:4]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,6 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, P
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     yield marker
     ray.shutdown()
-
-
-PROMPTS = representative_subset(1)[:4]
 
 
 def _config(tiny: dict[str, Path], verifier: str) -> SearchConfig:
