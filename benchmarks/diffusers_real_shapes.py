@@ -16,10 +16,13 @@ For each family it reports seconds per candidate and peak GPU memory of (a) ttsc
 best-of-4 search (runner, strategy, lab verifier with random weights, folder output) and (b) diffusers'
 own batched call `pipe(num_images_per_prompt=4, generator=[...])` and (c) the naive loop of one `pipe()` call
 per candidate, the two baselines in shared/ANCHORS.md.
-Both warm up at the timed shapes first. ttscale's time is also split per candidate into encode (the prompt),
-denoise (the sampling loop, initial noise included), decode (VAE and postprocess), verify (the judge) and
-rest (mostly writing the output folder: uint8 conversion, PNG encoding, jsonl), each waiting for the GPU.
-One JSON line per family; a family that fails prints {"family": ..., "error": ...} and the rest go on.
+All warm up at the timed shapes first; each way is timed `--repeats` times (default 1) and the median is
+reported, since single runs of the same call differ by up to 50% on the lent machines. ttscale's time is
+also split per candidate into encode (the prompt), denoise (the sampling loop, initial noise included),
+decode (VAE and postprocess), verify (the judge) and rest (mostly writing the output folder: uint8
+conversion, PNG encoding, jsonl), each waiting for the GPU; every timed search encodes its prompt, as
+every diffusers call does. One JSON line per family; a family that fails prints {"family": ..., "error": ...}
+and the rest go on. `--smoke` runs a tiny SANA and SANA-Sprint on the CPU, to check the script in CI.
 
 `--check-shapes` needs no GPU: it builds every pipeline on the meta device (no memory, no weights),
 prints each component's parameter count and compares denoisers and text encoders with the released
@@ -40,6 +43,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import tempfile
 import time
 import traceback
@@ -370,6 +374,13 @@ FAMILIES: dict[str, tuple[Callable[[str], Any], int, int, float]] = {
     "flux-dev": (partial(flux, dev=True), 1024, 28, 3.5),
 }
 
+# `--smoke`: the benchmark's code path on the CPU, with SANA's one-block stand-in (a tiny DC-AE, Gemma and
+# transformer), one family per sampler kind: DPM-Solver++ with CFG, and SANA-Sprint's consistency steps.
+SMOKE_FAMILIES: dict[str, tuple[Callable[[str], Any], int, int, float]] = {
+    "sana-tiny": (partial(sana, size="tiny", side=64), 64, 2, 4.5),
+    "sana-sprint-tiny": (partial(sana, size="tiny", side=64, sprint=True, qk_norm=True), 64, 2, 4.5),
+}
+
 # Released checkpoints' parameter counts in billions (model cards / their safetensors), keyed by `shape_key`.
 REFERENCE_B: dict[str, float] = {
     "UNet2DConditionModel(768)": 0.86,  # SD1.5
@@ -438,24 +449,48 @@ def check_shapes(names: list[str]) -> bool:
     return ok
 
 
-def gb(nbytes: int) -> float:
-    return round(nbytes / 2**30, 2)
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that it counts to the code that queued it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
-def timed(parts: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+def reset_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gb(device: str) -> float:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else 0.0
+
+
+def seconds(fn: Callable[[], Any], device: str, repeats: int) -> list[float]:
+    """The wall times of `repeats` calls, each waiting for the GPU."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def timed(parts: dict[str, float], key: str, fn: Callable[..., Any], device: str) -> Callable[..., Any]:
     """`fn`, adding its seconds to parts[key]; it waits for the GPU, so its queued work counts to it."""
 
     def call(*args: Any) -> Any:
         t0 = time.perf_counter()
         out = fn(*args)
-        torch.cuda.synchronize()
+        sync(device)
         parts[key] += time.perf_counter() - t0
         return out
 
     return call
 
 
-def bench(name: str, n: int, device: str) -> dict[str, Any]:
+def bench(name: str, n: int, device: str, repeats: int = 1, smoke: bool = False) -> dict[str, Any]:
+    """One family: ttscale's best-of-n search, diffusers' batched call and the naive loop, each the median of
+    `repeats` timed runs after a warm-up at the same shapes."""
     from ttscale.config import SearchConfig
     from ttscale.generators.diffusers_generator import DiffusersGenerator
     from ttscale.lab.nets import JudgeConfig, YesNoJudge
@@ -463,7 +498,7 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
     from ttscale.lab.verifiers import LabVerifier
     from ttscale.runner import run
 
-    build, side, steps, guidance = FAMILIES[name]
+    build, side, steps, guidance = (SMOKE_FAMILIES if smoke else FAMILIES)[name]
     t0 = time.perf_counter()
     pipe = build(device).to(device)  # a no-op unless some buffer was made off the device
     pipe.set_progress_bar_config(disable=True)
@@ -477,105 +512,123 @@ def bench(name: str, n: int, device: str) -> dict[str, Any]:
     warm_up = prompt_suite("test")[0]
     with tempfile.TemporaryDirectory() as out:
         run(cfg, [warm_up], Path(out), gen, verifier)
-    torch.cuda.synchronize()
+    sync(device)
 
     # instance attributes shadow the methods, so the runner's metered wrappers and `sample` itself call these
     parts = dict.fromkeys(("sample", "encode", "decode", "verify"), 0.0)
-    gen.sample = timed(parts, "sample", gen.sample)
-    gen.encode = timed(parts, "encode", gen.encode)
-    gen.decode = timed(parts, "decode", gen.decode)
-    verifier.score = timed(parts, "verify", verifier.score)
-    torch.cuda.reset_peak_memory_stats()
-    with tempfile.TemporaryDirectory() as out:
-        t0 = time.perf_counter()
-        totals = run(cfg, [warm_up | {"prompt": PROMPT}], Path(out), gen, verifier)
-        torch.cuda.synchronize()
-        search_s = time.perf_counter() - t0
-    search_peak = torch.cuda.max_memory_allocated()
-    split = {
+    gen.sample = timed(parts, "sample", gen.sample, device)
+    gen.encode = timed(parts, "encode", gen.encode, device)
+    gen.decode = timed(parts, "decode", gen.decode, device)
+    verifier.score = timed(parts, "verify", verifier.score, device)
+    reset_peak(device)
+    searched: list[Any] = []
+
+    def search() -> None:
+        # a new prompt string each repeat (the same tokens), so that each encodes its prompt as diffusers' calls do
+        prompt = PROMPT + " " * len(searched)
+        with tempfile.TemporaryDirectory() as out:
+            searched.append(run(cfg, [warm_up | {"prompt": prompt}], Path(out), gen, verifier))
+            sync(device)  # the folder is written before the directory goes
+
+    search_times = seconds(search, device, repeats)
+    search_s = statistics.median(search_times)
+    search_peak = peak_gb(device)
+    totals = searched[0]
+    split = {  # summed over the repeats; reported as means
         "encode": parts["encode"],
         "denoise": parts["sample"] - parts["encode"] - parts["decode"],
         "decode": parts["decode"],
         "verify": parts["verify"],
-        "rest": search_s - parts["sample"] - parts["verify"],
+        "rest": sum(search_times) - parts["sample"] - parts["verify"],
     }
 
-    generators = [torch.Generator().manual_seed(s) for s in range(n)]
     call = {"num_inference_steps": steps, "guidance_scale": guidance, "height": side, "width": side}
     call |= gen.family.call_kwargs_for(steps)  # e.g. no resolution binning: the same size as ttscale's path
-    pipe(PROMPT, num_images_per_prompt=n, generator=generators, output_type="pt", **call)  # warm-up
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    generators = [torch.Generator().manual_seed(s) for s in range(n)]
-    t0 = time.perf_counter()
-    pipe(PROMPT, num_images_per_prompt=n, generator=generators, output_type="pt", **call)
-    torch.cuda.synchronize()
-    diffusers_s = time.perf_counter() - t0
-    diffusers_peak = torch.cuda.max_memory_allocated()
-    t0 = time.perf_counter()  # the naive loop (ANCHORS.md): one call per candidate, as most user scripts do
-    for seed in range(n):
-        pipe(PROMPT, generator=torch.Generator().manual_seed(seed), output_type="pt", **call)
-    torch.cuda.synchronize()
-    naive_s = time.perf_counter() - t0
 
-    result = {
+    def batched() -> None:
+        generators = [torch.Generator().manual_seed(s) for s in range(n)]
+        pipe(PROMPT, num_images_per_prompt=n, generator=generators, output_type="pt", **call)
+
+    def naive_loop() -> None:  # ANCHORS.md's other baseline: one call per candidate, as most user scripts do
+        for seed in range(n):
+            pipe(PROMPT, generator=torch.Generator().manual_seed(seed), output_type="pt", **call)
+
+    batched()  # warm-up
+    sync(device)
+    reset_peak(device)
+    diffusers_s = statistics.median(seconds(batched, device, repeats))
+    diffusers_peak = peak_gb(device)
+    naive_s = statistics.median(seconds(naive_loop, device, repeats))
+
+    return {
         "family": name,
         "resolution": side,
         "steps": steps,
         "guidance": guidance,
+        "repeats": repeats,
         "candidates": totals.candidates,
         "nfe": totals.spend.nfe,
         "tflop_per_nfe": round(gen.flops_per_nfe / 1e12, 2),
         "ttscale_best_of_n_s_per_candidate": round(search_s / totals.candidates, 3),
-        "ttscale_split_s_per_candidate": {k: round(v / totals.candidates, 3) for k, v in split.items()},
+        "ttscale_split_s_per_candidate": {k: round(v / repeats / totals.candidates, 3) for k, v in split.items()},
+        "ttscale_s_per_candidate_runs": [round(t / totals.candidates, 3) for t in search_times],
         "ttscale_generator_tflops": round(totals.spend.generator_flops / search_s / 1e12, 1),
-        "ttscale_peak_gb": gb(search_peak),
+        "ttscale_peak_gb": search_peak,
         "diffusers_batched_s_per_image": round(diffusers_s / n, 3),
         "diffusers_naive_loop_s_per_image": round(naive_s / n, 3),
-        "diffusers_peak_gb": gb(diffusers_peak),
+        "diffusers_peak_gb": diffusers_peak,
         "build_s": round(built_s, 1),
     }
-    return result
 
 
-def free() -> None:
+def free(device: str) -> None:
     """Give the last family's pipeline back to the GPU before the next is built (FLUX alone is ~35 GB)."""
     gc.collect()
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated subset of {list(FAMILIES)}")
+    parser.add_argument("--families", default=None, help=f"comma-separated subset of {list(FAMILIES)}")
     parser.add_argument("--n", type=int, default=4, help="candidates per prompt (best-of-n) and diffusers' batch")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each way; the median is reported")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     parser.add_argument(
         "--check-shapes",
         action="store_true",
         help="no GPU: build the pipelines on the meta device and compare parameter counts with the released models",
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny SANA and SANA-Sprint on the CPU: checks the script, not speed"
+    )
     args = parser.parse_args()
-    names = args.families.split(",")
-    unknown = [n for n in names if n not in FAMILIES]
+    families = SMOKE_FAMILIES if args.smoke else FAMILIES
+    names = args.families.split(",") if args.families else list(families)
+    unknown = [n for n in names if n not in families]
     if unknown:
-        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        parser.error(f"unknown families {unknown}; choose from {list(families)}")
     if args.check_shapes:
+        if args.smoke:
+            parser.error("--check-shapes compares the released sizes; leave out --smoke")
         raise SystemExit(0 if check_shapes(names) else 1)
-    if not torch.cuda.is_available():
-        raise SystemExit("this benchmark needs a CUDA GPU")
+    if not args.smoke and not torch.cuda.is_available():
+        raise SystemExit("this benchmark needs a CUDA GPU (or --smoke)")
+    device = "cpu" if args.smoke else "cuda"
     torch.backends.cuda.matmul.allow_tf32 = True
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for name in names:
         try:
-            result = bench(name, args.n, "cuda")
+            result = bench(name, args.n, device, args.repeats, args.smoke)
         except Exception as e:  # one bad config or an OOM must not lose the other families
             traceback.print_exc()
             result = {"family": name, "error": f"{type(e).__name__}: {e}"}
-        free()
+        free(device)
         print(json.dumps(result), flush=True)
         results.append(result)
-    record = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
+    name = torch.cuda.get_device_name() if device == "cuda" else "cpu (smoke)"
+    record = {"device": name, "torch": torch.__version__, "results": results}
     (args.out / "diffusers_real_shapes.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -34,6 +34,23 @@ def test_real_shape_pipelines_match_the_released_parameter_counts() -> None:
     assert not [r for r in rows if "error" in r]
 
 
+def test_real_shape_benchmark_times_every_way_on_tiny_sana_and_sprint(tmp_path: Path) -> None:
+    """bench()'s code path (search, batched call, naive loop, the split, repeats) on the CPU; figures not checked."""
+    done = _run("benchmarks/diffusers_real_shapes.py", "--smoke", "--n", "2", "--repeats", "2", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "diffusers_real_shapes.json").read_text())["results"]
+    assert [r["family"] for r in rows] == ["sana-tiny", "sana-sprint-tiny"] and not [r for r in rows if "error" in r]
+    for r in rows:
+        assert r["candidates"] == 2 and r["repeats"] == 2 and len(r["ttscale_s_per_candidate_runs"]) == 2
+        assert r["nfe"] == 2 * 2 * (1 if "sprint" in r["family"] else 2)  # 2 steps, CFG but for Sprint
+        ways = (
+            "ttscale_best_of_n_s_per_candidate",
+            "diffusers_batched_s_per_image",
+            "diffusers_naive_loop_s_per_image",
+        )
+        assert min(r[way] for way in ways) > 0
+
+
 def test_verifier_throughput_runs_every_verifier_at_smoke_size(tmp_path: Path) -> None:
     """The benchmark's code path for each verifier and for the SANA generator it is set against (ANCHORS.md's two
     baselines and ttscale's sampling, in the same run) works; figures at smoke size mean nothing and are not checked."""
