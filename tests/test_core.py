@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ttscale.budget import Budget, BudgetExceeded, Meter, count_flops
 from ttscale.generator import Schedule
 from ttscale.samplers import ddpm_schedule, flow_schedule, sample, seed_noise, step
-from ttscale.seeds import candidate_seed, gaussian
+from ttscale.seeds import SeedStreams, candidate_seed, gaussian
 
 
 def test_flow_step_is_euler_on_the_velocity() -> None:
@@ -111,3 +111,15 @@ def test_count_flops_counts_attention_on_the_cpu_and_with_grouped_query_heads(
     k, v = torch.randn(2, kv_heads, kv_len, dim), torch.randn(2, kv_heads, kv_len, dim)
     flops = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True))
     assert flops == 2 * (2 * 2 * q_heads * q_len * kv_len * dim)  # Q K^T and the weights times V
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    order=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+    seeds=st.lists(st.integers(0, 2**40), min_size=1, max_size=3),
+)
+def test_kept_streams_give_gaussians_draws_in_any_order(order: list[int], seeds: list[int]) -> None:
+    """Forward reads (a sampler's steps) continue the open streams, a backward one re-opens them: same numbers."""
+    streams = SeedStreams(seeds, (2, 3))
+    for k in order:
+        torch.testing.assert_close(streams.draw(k), gaussian(seeds, (2, 3), draw=k), rtol=0, atol=0)

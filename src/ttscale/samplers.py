@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ttscale.generator import Schedule, StepGenerator
-from ttscale.seeds import gaussian
+from ttscale.seeds import SeedStreams
 
 Denoise = Callable[[torch.Tensor, int], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None]  # (step, x after the step, x0_hat)
@@ -39,8 +39,8 @@ def seed_noise(seeds: Sequence[int], like: torch.Tensor) -> Noise:
     the initial latents first, then one tensor per scheduler step). Drawn when asked, so schedules that take
     no step noise draw none.
     """
-    shape, batch = tuple(like.shape[1:]), list(seeds)
-    return lambda i: gaussian(batch, shape, draw=i + 1).to(like.device)
+    streams = SeedStreams(list(seeds), tuple(like.shape[1:]))
+    return lambda i: streams.draw(i + 1).to(like.device)
 
 
 def step_noise(noise: Noise | None, schedule: Schedule, i: int) -> torch.Tensor | None:

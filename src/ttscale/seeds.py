@@ -24,10 +24,29 @@ def gaussian(seeds: list[int], shape: tuple[int, ...], draw: int = 0) -> torch.T
     sampler that re-noises at every step takes its step i noise as draw i + 1, in the order diffusers'
     pipelines draw from one `torch.Generator` per sample, so the stream re-creates every step's noise.
     """
-    out = torch.empty((len(seeds), *shape))
-    for row, seed in enumerate(seeds):
-        rng = torch.Generator().manual_seed(seed)
-        for _ in range(draw):
-            torch.randn(shape, generator=rng)
-        out[row] = torch.randn(shape, generator=rng)
-    return out
+    return SeedStreams(seeds, shape).draw(draw)
+
+
+class SeedStreams:
+    """The seeds' streams of `gaussian` draws, kept open: reading draws in increasing order costs one draw each
+    (a consistency sampler's steps), where `gaussian(draw=k)` alone would re-draw k tensors at every step."""
+
+    def __init__(self, seeds: list[int], shape: tuple[int, ...]):
+        self.seeds, self.shape = list(seeds), shape
+        self._open(0)
+
+    def _open(self, position: int) -> None:
+        self._rngs = [torch.Generator().manual_seed(seed) for seed in self.seeds]
+        self._position = position  # the draw each generator makes next
+
+    def draw(self, k: int) -> torch.Tensor:
+        """Draw k of every stream (as `gaussian(seeds, shape, draw=k)`); an earlier draw re-opens the streams."""
+        if k < self._position:
+            self._open(0)
+        out = torch.empty((len(self.seeds), *self.shape))
+        for row, rng in enumerate(self._rngs):
+            for _ in range(k - self._position):
+                torch.randn(self.shape, generator=rng)
+            out[row] = torch.randn(self.shape, generator=rng)
+        self._position = k + 1
+        return out
