@@ -71,6 +71,9 @@ def test_workers_that_crash_resume_and_make_what_one_process_makes(
 
     assert local_ray.exists(), "the plug-in never crashed its worker, so nothing was resumed"
     assert sorted(o.index for o in seen) == [0, 1, 2, 3] and not any(o.skipped for o in seen)
+    for outcome in seen:  # each prompt's best score, read back from its folder by the driver
+        lines = (prompt_dir(tmp_path / "one", outcome.index) / "candidates.jsonl").read_text().splitlines()
+        assert outcome.best == max(json.loads(line)["score"] for line in lines)
     assert totals.prompts == 4 and totals.candidates == 12 and totals.resumed == 1  # prompt 0, done before the crash
     shard0 = json.loads((tmp_path / "ray" / "run.shard0of2.json").read_text())
     assert len(shard0["resumed_at"]) == 1 and shard0["totals"]["resumed"] == 1

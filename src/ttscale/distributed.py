@@ -66,7 +66,7 @@ def run_on_ray(
     """`runner.run` over `workers` Ray tasks (a local Ray instance, or the cluster at `address`, e.g. "auto").
 
     `gpus_per_worker` defaults to 1 when the run's device is a GPU and 0 otherwise. `on_prompt` sees each
-    prompt as its folder completes (read back from the folder: its spend and candidates, no score).
+    prompt as its folder completes (read back from the folder: its spend, candidates and best score).
     """
     folders = [(out, i) for i in range(len(prompts))]
     shards = [(config, list(prompts), out.resolve(), (i, workers)) for i in range(workers)]

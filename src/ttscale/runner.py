@@ -148,11 +148,13 @@ def is_finished(out: Path, index: int) -> bool:
 
 
 def finished_outcome(out: Path, index: int, skipped: bool = True) -> PromptOutcome:
-    """A finished prompt read back from its folder: what it spent and how many candidates, no score."""
+    """A finished prompt read back from its folder: what it spent, its candidates and its best score."""
     folder = prompt_dir(out, index)
     row = json.loads((folder / "spend.json").read_text())
     spend = Spend(row["nfe"], row["verifier_calls"], row["generator_flops"], row["verifier_flops"], row["seconds"])
-    return PromptOutcome(index, spend, len(read_jsonl(folder / "candidates.jsonl")), float("nan"), skipped)
+    records = read_jsonl(folder / "candidates.jsonl")
+    best = next((float(r["score"]) for r in records if r["rank"] == 0), float("nan"))
+    return PromptOutcome(index, spend, len(records), best, skipped)
 
 
 def run(
