@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from ttscale.config import SearchConfig
-from ttscale.distributed import run_on_ray, sweep_on_ray
+from ttscale.distributed import Cluster, run_on_ray, sweep_on_ray
 from ttscale.errors import TTScaleError
 from ttscale.folder import prompt_dir
 from ttscale.lab.generator import LabGenerator
@@ -67,7 +67,7 @@ def test_workers_that_crash_resume_and_make_what_one_process_makes(
 
     seen: list[PromptOutcome] = []
     cfg = _config(tiny_models, "crashing_verifier:CrashOnce")
-    totals = run_on_ray(cfg, PROMPTS, tmp_path / "ray", 2, on_prompt=seen.append, poll_seconds=0.2)
+    totals = run_on_ray(cfg, PROMPTS, tmp_path / "ray", Cluster(2, poll_seconds=0.2), seen.append)
 
     assert local_ray.exists(), "the plug-in never crashed its worker, so nothing was resumed"
     assert sorted(o.index for o in seen) == [0, 1, 2, 3] and not any(o.skipped for o in seen)
@@ -86,7 +86,7 @@ def test_a_user_error_in_a_worker_comes_back_as_one_line(
 ) -> None:
     cfg = _config(tiny_models, "no-such-verifier")
     with pytest.raises(TTScaleError, match=r"shard 0/2 failed: unknown verifier 'no-such-verifier'"):
-        run_on_ray(cfg, PROMPTS, tmp_path, 2, poll_seconds=0.2)
+        run_on_ray(cfg, PROMPTS, tmp_path, Cluster(2, poll_seconds=0.2))
     assert not list(tmp_path.glob("0000*/metadata.jsonl"))
 
 
@@ -95,7 +95,7 @@ def test_without_ray_the_error_names_the_extra_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if `ray` were not installed
     with pytest.raises(TTScaleError, match=r"needs the `ray` package: pip install 'ttscale\[cluster\]'"):
-        run_on_ray(_config(tiny_models, "lab-visa"), PROMPTS, tmp_path, 2)
+        run_on_ray(_config(tiny_models, "lab-visa"), PROMPTS, tmp_path, Cluster(2))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -125,7 +125,7 @@ def test_a_sweep_on_two_workers_fills_the_cells_one_process_fills(
     spec = SweepSpec(["best-of-n", "particle-filter"], [2 * s], [0], base, reference=4 * s)
     run_sweep(spec, PROMPTS, tmp_path / "one", gen, ver)
     seen: list[PromptOutcome] = []
-    sweep_on_ray(spec, PROMPTS, tmp_path / "ray", 2, on_prompt=seen.append, poll_seconds=0.2)
+    sweep_on_ray(spec, PROMPTS, tmp_path / "ray", Cluster(2, poll_seconds=0.2), seen.append)
     assert len(seen) == len(run_cells(spec)) * len(PROMPTS) == 8
     for strategy, budget, seed in run_cells(spec):
         for index in range(len(PROMPTS)):

@@ -198,6 +198,12 @@ RayAddressOption = Annotated[
     str | None,
     typer.Option(help="Ray cluster to run --workers on (e.g. auto); default: a Ray instance on this machine."),
 ]
+StepsOption = Annotated[int | None, typer.Option(help="Denoising steps.")]
+GuidanceOption = Annotated[
+    float | None, typer.Option(help="Classifier-free guidance scale; <= 1 (e.g. 0) runs without CFG.")
+]
+SeedOption = Annotated[int | None, typer.Option(help="Run seed; each candidate's seed derives from it.")]
+DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")]
 GpusOption = Annotated[
     float | None, typer.Option(help="GPUs each Ray worker asks for (default: 1 on a GPU device, else 0).")
 ]
@@ -230,12 +236,10 @@ def search_cmd(
     nfe: Annotated[int | None, typer.Option(help="Budget: NFEs per prompt (CFG branches counted).")] = None,
     verifier_calls: Annotated[int | None, typer.Option(help="Budget: verifier calls per prompt.")] = None,
     seconds: Annotated[float | None, typer.Option(help="Budget: seconds per prompt.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale; <= 1 (e.g. 0) runs without CFG.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Run seed; each candidate's seed derives from it.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
     shard: ShardOption = "0/1",
     limit: LimitOption = None,
     workers: WorkersOption = 1,
@@ -290,11 +294,9 @@ def _execute(
     label = f"{cfg.strategy} on {workers} workers " if on_ray else f"{cfg.strategy} "
     with prompt_progress(total, label, console, nfe_budget=nfe_budget) as on_prompt:
         if on_ray:
-            from ttscale.distributed import run_on_ray
+            from ttscale.distributed import Cluster, run_on_ray
 
-            totals = run_on_ray(
-                cfg, items, out, workers, address=ray_address, gpus_per_worker=gpus_per_worker, on_prompt=on_prompt
-            )
+            totals = run_on_ray(cfg, items, out, Cluster(workers, ray_address, gpus_per_worker), on_prompt)
         else:
             dev = resolve_device(cfg.device)
             gen = load_generator(
@@ -316,10 +318,10 @@ def generate_cmd(
         str, typer.Option(help="lab-small, lab-large, a .safetensors file, or a diffusers model (as for search).")
     ] = "lab-small",
     n: Annotated[int, typer.Option(help="Images per prompt (GenEval's own script makes 4).")] = 4,
-    steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Run seed; each image's seed derives from it.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … or auto.")] = None,
+    steps: StepsOption = None,
+    guidance: GuidanceOption = None,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
     shard: ShardOption = "0/1",
     limit: LimitOption = None,
     workers: WorkersOption = 1,
@@ -514,11 +516,9 @@ def sweep_cmd(
         plan = sum(budget for _, budget, _ in run_cells(spec)) * mine
         with prompt_progress(len(run_cells(spec)) * mine, "sweep ", console, nfe_budget=plan) as on_prompt:
             if on_ray:
-                from ttscale.distributed import sweep_on_ray
+                from ttscale.distributed import Cluster, sweep_on_ray
 
-                sweep_on_ray(
-                    spec, items, out, workers, address=ray_address, gpus_per_worker=gpus_per_worker, on_prompt=on_prompt
-                )
+                sweep_on_ray(spec, items, out, Cluster(workers, ray_address, gpus_per_worker), on_prompt)
             else:
                 ver = load_verifier(verifier, device=dev)
                 run_sweep(spec, items, out, gen, ver, (shard_index, shards), on_prompt)

@@ -9,6 +9,7 @@ be shared (NFS, a mounted bucket), as it must for `--shard` processes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,44 +52,42 @@ def sweep_shard(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, shard
     return RunTotals()  # a sweep's totals live in its cells' folders; `collect` reads them
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Where shards run: `workers` Ray tasks on a local Ray instance, or on the cluster at `address` ("auto").
+
+    `gpus_per_worker` defaults to 1 when the run's device is a GPU and 0 otherwise; a task whose worker dies
+    is started again up to `retries` times; the driver looks for finished prompt folders every `poll_seconds`.
+    """
+
+    workers: int
+    address: str | None = None
+    gpus_per_worker: float | None = None
+    retries: int = 2
+    poll_seconds: float = 1.0
+
+
 def run_on_ray(
     config: SearchConfig,
     prompts: Sequence[dict[str, Any]],
     out: Path,
-    workers: int,
-    *,
-    address: str | None = None,
-    gpus_per_worker: float | None = None,
-    retries: int = 2,
+    cluster: Cluster,
     on_prompt: OnPrompt | None = None,
-    poll_seconds: float = 1.0,
 ) -> RunTotals:
-    """`runner.run` over `workers` Ray tasks (a local Ray instance, or the cluster at `address`, e.g. "auto").
-
-    `gpus_per_worker` defaults to 1 when the run's device is a GPU and 0 otherwise. `on_prompt` sees each
-    prompt as its folder completes (read back from the folder: its spend, candidates and best score).
-    """
+    """`runner.run` over the cluster's workers. `on_prompt` sees each prompt as its folder completes (read back
+    from the folder: its spend, candidates and best score)."""
     folders = [(out, i) for i in range(len(prompts))]
-    shards = [(config, list(prompts), out.resolve(), (i, workers)) for i in range(workers)]
-    return _on_ray(search_shard, shards, folders, config, address, gpus_per_worker, retries, on_prompt, poll_seconds)
+    shards = [(config, list(prompts), out.resolve(), (i, cluster.workers)) for i in range(cluster.workers)]
+    return _on_ray(search_shard, shards, folders, config, cluster, on_prompt)
 
 
 def sweep_on_ray(
-    spec: SweepSpec,
-    prompts: list[dict[str, Any]],
-    out: Path,
-    workers: int,
-    *,
-    address: str | None = None,
-    gpus_per_worker: float | None = None,
-    retries: int = 2,
-    on_prompt: OnPrompt | None = None,
-    poll_seconds: float = 2.0,
+    spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, cluster: Cluster, on_prompt: OnPrompt | None = None
 ) -> None:
-    """`sweep.run_sweep` over `workers` Ray tasks, as `run_on_ray`; `sweep.collect` then reads the cells."""
+    """`sweep.run_sweep` over the cluster's workers, as `run_on_ray`; `sweep.collect` then reads the cells."""
     folders = [(cell(out, *c), i) for c in run_cells(spec) for i in range(len(prompts))]
-    shards = [(spec, prompts, out.resolve(), (i, workers)) for i in range(workers)]
-    _on_ray(sweep_shard, shards, folders, spec.base, address, gpus_per_worker, retries, on_prompt, poll_seconds)
+    shards = [(spec, prompts, out.resolve(), (i, cluster.workers)) for i in range(cluster.workers)]
+    _on_ray(sweep_shard, shards, folders, spec.base, cluster, on_prompt)
 
 
 def _on_ray(
@@ -96,11 +95,8 @@ def _on_ray(
     shards: list[tuple[Any, ...]],
     folders: list[tuple[Path, int]],
     config: SearchConfig,
-    address: str | None,
-    gpus_per_worker: float | None,
-    retries: int,
+    cluster: Cluster,
     on_prompt: OnPrompt | None,
-    poll_seconds: float,
 ) -> RunTotals:
     """One task per shard's arguments; report prompt folders as they complete, and sum the shards' totals."""
     ray = require("ray", "running on several GPUs or nodes", extra="cluster")
@@ -108,15 +104,16 @@ def _on_ray(
     if workers < 1:
         raise TTScaleError("--workers must be at least 1")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    if gpus_per_worker is None:
-        gpus_per_worker = 1.0 if resolve_device(config.device).startswith("cuda") else 0.0
-    task = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_retries=retries)(task_fn)
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    gpus = cluster.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if resolve_device(config.device).startswith("cuda") else 0.0
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=cluster.retries)(task_fn)
     resumed = {f for f in folders if is_finished(*f)}  # done by an earlier run: skipped, as `run` says
     refs = [task.remote(*arguments) for arguments in shards]
     waiting, pending = list(folders), list(refs)
     while pending:
-        _, pending = ray.wait(pending, num_returns=len(pending), timeout=poll_seconds)
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=cluster.poll_seconds)
         finished = [is_finished(*f) for f in waiting]  # whichever worker wrote them
         for (folder, index), now in zip(waiting, finished, strict=True):
             if now and on_prompt is not None:
