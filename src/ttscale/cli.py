@@ -328,9 +328,9 @@ def generate_cmd(
     ray_address: RayAddressOption = None,
     gpus_per_worker: GpusOption = None,
 ) -> None:
-    """Plain sampling, no search: n images per prompt from seeds 0 … n-1, the baseline every search is compared to.
+    """Plain sampling, no search: n images per prompt, the baseline every search is compared to.
 
-    The images are search's first n candidates (the same seeds), and nothing is scored, so `ttscale pick` can rank
+    The images are search's candidates 0 … n-1 (the same seeds), and nothing is scored, so `ttscale pick` can rank
     them later with any verifier.
     """
     from ttscale.config import NO_VERIFIER, SearchConfig
