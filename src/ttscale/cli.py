@@ -15,6 +15,7 @@ from ttscale.strategies import STEP_LEVEL, STRATEGIES
 
 if TYPE_CHECKING:
     from ttscale.config import SearchConfig
+    from ttscale.distributed import Cluster
 
 app = typer.Typer(
     help="Inference-time scaling for text-to-image diffusion: search over noise and paths, ranked by verifiers.",
@@ -270,6 +271,17 @@ def search_cmd(
     _execute(cfg, _prompts_from(prompts)[:limit], out, _shard(shard), workers, ray_address, gpus_per_worker)
 
 
+def _cluster(workers: int, ray_address: str | None, gpus_per_worker: float | None, shards: int) -> Cluster | None:
+    """The Ray cluster that --workers / --ray-address ask for, or None to run in this process."""
+    if workers == 1 and ray_address is None:
+        return None
+    if shards != 1:
+        raise TTScaleError("--workers splits the prompts itself; leave out --shard")
+    from ttscale.distributed import Cluster
+
+    return Cluster(workers, ray_address, gpus_per_worker)
+
+
 def _execute(
     cfg: SearchConfig,
     items: list[dict[str, object]],
@@ -286,17 +298,15 @@ def _execute(
     from ttscale.runner import run
 
     shard_index, shards = shard
-    on_ray = workers != 1 or ray_address is not None
-    if on_ray and shards != 1:
-        raise TTScaleError("--workers splits the prompts itself; leave out --shard")
+    cluster = _cluster(workers, ray_address, gpus_per_worker, shards)
     total = len(range(shard_index, len(items), shards))
     nfe_budget = None if cfg.budget.nfe is None else cfg.budget.nfe * total
-    label = f"{cfg.strategy} on {workers} workers " if on_ray else f"{cfg.strategy} "
+    label = f"{cfg.strategy} on {workers} workers " if cluster else f"{cfg.strategy} "
     with prompt_progress(total, label, console, nfe_budget=nfe_budget) as on_prompt:
-        if on_ray:
-            from ttscale.distributed import Cluster, run_on_ray
+        if cluster:
+            from ttscale.distributed import run_on_ray
 
-            totals = run_on_ray(cfg, items, out, Cluster(workers, ray_address, gpus_per_worker), on_prompt)
+            totals = run_on_ray(cfg, items, out, cluster, on_prompt)
         else:
             dev = resolve_device(cfg.device)
             gen = load_generator(
@@ -508,17 +518,15 @@ def sweep_cmd(
     spec = SweepSpec(names, _ints(budgets, "--budgets"), _ints(seeds, "--seeds"), base, reference)
     items = representative_subset(per_task, prompts)  # type: ignore[arg-type]
     gen = load_generator(generator, steps=steps, guidance=base.guidance, device=dev, batch_size=base.batch_size)
-    on_ray = workers != 1 or ray_address is not None
-    if on_ray and shards != 1:
-        raise TTScaleError("--workers splits the prompts itself; leave out --shard")
+    cluster = _cluster(workers, ray_address, gpus_per_worker, shards)
     if not collect_only:
         mine = len(range(shard_index, len(items), shards))
         plan = sum(budget for _, budget, _ in run_cells(spec)) * mine
         with prompt_progress(len(run_cells(spec)) * mine, "sweep ", console, nfe_budget=plan) as on_prompt:
-            if on_ray:
-                from ttscale.distributed import Cluster, sweep_on_ray
+            if cluster:
+                from ttscale.distributed import sweep_on_ray
 
-                sweep_on_ray(spec, items, out, Cluster(workers, ray_address, gpus_per_worker), on_prompt)
+                sweep_on_ray(spec, items, out, cluster, on_prompt)
             else:
                 ver = load_verifier(verifier, device=dev)
                 run_sweep(spec, items, out, gen, ver, (shard_index, shards), on_prompt)

@@ -29,20 +29,19 @@ def gaussian(seeds: list[int], shape: tuple[int, ...], draw: int = 0) -> torch.T
 
 class SeedStreams:
     """The seeds' streams of `gaussian` draws, kept open: reading draws in increasing order costs one draw each
-    (a consistency sampler's steps), where `gaussian(draw=k)` alone would re-draw k tensors at every step."""
+    (a consistency sampler's steps), where `gaussian(draw=k)` alone would re-draw k tensors at every step.
+    Opened on the first read, so samplers that take no step noise pay nothing."""
 
     def __init__(self, seeds: list[int], shape: tuple[int, ...]):
         self.seeds, self.shape = list(seeds), shape
-        self._open(0)
-
-    def _open(self, position: int) -> None:
-        self._rngs = [torch.Generator().manual_seed(seed) for seed in self.seeds]
-        self._position = position  # the draw each generator makes next
+        self._rngs: list[torch.Generator] = []
+        self._position = 0  # the draw each generator makes next
 
     def draw(self, k: int) -> torch.Tensor:
         """Draw k of every stream (as `gaussian(seeds, shape, draw=k)`); an earlier draw re-opens the streams."""
-        if k < self._position:
-            self._open(0)
+        if not self._rngs or k < self._position:
+            self._rngs = [torch.Generator().manual_seed(seed) for seed in self.seeds]
+            self._position = 0
         out = torch.empty((len(self.seeds), *self.shape))
         for row, rng in enumerate(self._rngs):
             for _ in range(k - self._position):
