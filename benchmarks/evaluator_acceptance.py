@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ttscale.evaluation import evaluate_folder
-from ttscale.folder import iter_samples, load_image, write_prompt
+from ttscale.folder import iter_samples, write_prompt
+from ttscale.images import load_image
 from ttscale.lab.world import COLORS, COUNTS, SHAPES
 from ttscale.prompts import TASKS
 

@@ -227,7 +227,7 @@ def make_qwen_judge(device: str, smoke: bool) -> Any:
 
 def model_only(verifier: Any, images: torch.Tensor, prompts: list[str]) -> Callable[[], Any]:
     """The model's forward on inputs preprocessed once, to separate GPU time from CPU preprocessing."""
-    from ttscale.generator import to_uint8
+    from ttscale.images import to_uint8
     from ttscale.verifiers.pretrained import to_device
 
     if hasattr(verifier, "net"):  # ImageReward: BLIP on pixels and prompt tokens prepared once

@@ -26,10 +26,11 @@ from hypothesis import strategies as st
 from ttscale.budget import Budget, Meter
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
-from ttscale.folder import load_image, read_jsonl
-from ttscale.generator import StepGenerator, to_uint8
+from ttscale.folder import read_jsonl
+from ttscale.generator import StepGenerator
 from ttscale.generators.diffusers_generator import DiffusersBlackBox, DiffusersGenerator
 from ttscale.generators.schedules import diffusers_grid
+from ttscale.images import load_image, to_uint8
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.loading import load_generator

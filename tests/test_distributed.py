@@ -19,7 +19,8 @@ from ttscale.folder import prompt_dir
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
-from ttscale.runner import PromptOutcome, run
+from ttscale.outcome import PromptOutcome
+from ttscale.runner import run
 from ttscale.sweep import SweepSpec, cell, collect, run_cells, run_sweep
 
 PLUGINS = Path(__file__).parent / "plugins"

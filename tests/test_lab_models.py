@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ttscale.errors import TTScaleError
-from ttscale.generator import StepGenerator, to_uint8
+from ttscale.generator import StepGenerator
+from ttscale.images import to_uint8
 from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.nets import count_parameters

@@ -23,8 +23,9 @@ from ttscale.folder import read_jsonl
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
+from ttscale.outcome import PromptOutcome
 from ttscale.report.build import build_report, write_figures
-from ttscale.runner import PromptOutcome, run
+from ttscale.runner import run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EVIL = "a photo of a red circle <script>alert(1)</script> & \"friends\" 'x'"

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from ttscale.errors import TTScaleError
-from ttscale.generator import to_uint8
+from ttscale.images import to_uint8
 from ttscale.loading import load_verifier
 from ttscale.verifiers import hps
 from ttscale.verifiers import image_reward as ir

@@ -11,7 +11,8 @@ import torch
 
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
-from ttscale.folder import encode_png, encode_pngs, load_image, read_jsonl
+from ttscale.folder import read_jsonl
+from ttscale.images import encode_png, encode_pngs, load_image
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier

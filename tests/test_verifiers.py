@@ -36,7 +36,7 @@ from transformers import (
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
 from ttscale.folder import read_jsonl
-from ttscale.generator import to_uint8
+from ttscale.images import to_uint8
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
 from ttscale.loading import load_verifier

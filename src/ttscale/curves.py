@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ttscale.evaluation import get_evaluator
-from ttscale.folder import load_image, prompt_dir, read_jsonl
+from ttscale.folder import prompt_dir, read_jsonl
+from ttscale.images import load_image
 from ttscale.prompts import TASKS
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from ttscale.config import SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
 from ttscale.generator import Generator
-from ttscale.runner import PromptOutcome, RunTotals, finished_outcome, is_finished, run
+from ttscale.optional import require
+from ttscale.outcome import PromptOutcome, RunTotals
+from ttscale.runner import finished_outcome, is_finished, run
 from ttscale.sweep import SweepSpec, cell, run_cells, run_sweep
 from ttscale.verifier import Verifier
-from ttscale.verifiers.pretrained import require
 
 OnPrompt = Callable[[PromptOutcome], None]
 

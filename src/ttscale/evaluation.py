@@ -1,4 +1,4 @@
-"""Evaluators judge kept images independently of any verifier, and GenEval-style scoring of folders.
+"""GenEval-style scoring of folders: every kept image judged by an evaluator, then accuracy per task.
 
 `evaluate_folder` walks any GenEval-format folder (ours or another tool's), writes `results.jsonl`
 (one line per image, GenEval's fields) and `summary.json` (accuracy per task; `overall` is the plain
@@ -10,30 +10,16 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ttscale.errors import TTScaleError
-from ttscale.folder import atomic_write_text, iter_samples, load_image, write_jsonl
+from ttscale.evaluator import Evaluator
+from ttscale.folder import atomic_write_text, iter_samples, write_jsonl
+from ttscale.images import load_image
 from ttscale.prompts import TASKS
-
-
-@dataclass(frozen=True)
-class Verdict:
-    correct: bool
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-class Evaluator(Protocol):
-    """Judges one image against its GenEval metadata."""
-
-    name: str
-
-    def evaluate(self, image: np.ndarray, metadata: Mapping[str, Any]) -> Verdict: ...
 
 
 def get_evaluator(name: str = "lab") -> Evaluator:

@@ -17,14 +17,13 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ttscale.errors import TTScaleError
+from ttscale.images import encode_png
 from ttscale.prompts import validate
 
 _DIGITS = re.compile(r"^\d+$")
@@ -67,31 +66,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def encode_pngs(images: Sequence[np.ndarray]) -> list[bytes]:
-    """`encode_png` over several threads: zlib releases the GIL, and a 1024 px candidate takes ~0.1 s to encode,
-    as long as a few denoising steps of a large model."""
-    workers = min(len(images), os.cpu_count() or 1, 8)
-    if workers <= 1:
-        return [encode_png(image) for image in images]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(encode_png, images))
-
-
 def save_png(path: Path, image: np.ndarray) -> None:
+    """Write one HxWx3 uint8 image as a PNG file, atomically."""
     atomic_write_bytes(path, encode_png(image))
-
-
-def load_image(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.array(im.convert("RGB"))
 
 
 def write_prompt(out: Path, index: int, metadata: dict[str, Any], images: Sequence[np.ndarray | bytes]) -> Path:

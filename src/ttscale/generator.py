@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
 import torch
 
 from ttscale.budget import Meter
@@ -80,15 +79,6 @@ def require_steps(generator: Generator, strategy: str) -> StepGenerator:
             "black-box; use best-of-n, random-search, rounds or adaptive with it"
         )
     return generator
-
-
-def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    """(B, 3, H, W) floats in [0, 1] to HxWx3 uint8 arrays, for PNG files and evaluators.
-
-    Scaled in place on clamp's copy, and made contiguous here in one go, so PIL does not copy each image again.
-    """
-    scaled = images.detach().float().clamp(0, 1).mul_(255).round_()
-    return list(scaled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy())
 
 
 class MeteredGenerator:

@@ -14,7 +14,8 @@ from rich.console import Console
 
 from ttscale.candidate import Candidate, rank_and_keep
 from ttscale.errors import TTScaleError
-from ttscale.folder import atomic_write_text, load_image, read_jsonl, save_png, write_jsonl
+from ttscale.folder import atomic_write_text, read_jsonl, save_png, write_jsonl
+from ttscale.images import load_image
 from ttscale.progress import track
 from ttscale.verifier import Verifier, scores_for
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ttscale.errors import TTScaleError
-from ttscale.runner import PromptOutcome
+from ttscale.outcome import PromptOutcome
 
 Mode = Literal["rich", "quiet", "json"]
 MODES: tuple[str, ...] = get_args(Mode)

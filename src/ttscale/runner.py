@@ -12,7 +12,6 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,33 +26,17 @@ from ttscale.errors import TTScaleError
 from ttscale.folder import (
     atomic_write_bytes,
     atomic_write_text,
-    encode_pngs,
     prompt_dir,
     read_jsonl,
     write_jsonl,
     write_prompt,
 )
-from ttscale.generator import Generator, to_uint8
+from ttscale.generator import Generator
+from ttscale.images import encode_pngs, to_uint8
+from ttscale.outcome import PromptOutcome, RunTotals
 from ttscale.search import Search
 from ttscale.strategies import get_strategy
 from ttscale.verifier import Verifier
-
-
-@dataclass
-class PromptOutcome:
-    index: int
-    spend: Spend
-    candidates: int
-    best: float
-    skipped: bool = False
-
-
-@dataclass
-class RunTotals:
-    prompts: int = 0
-    resumed: int = 0
-    candidates: int = 0
-    spend: Spend = field(default_factory=Spend)
 
 
 def _git_revision() -> str | None:

@@ -23,8 +23,9 @@ from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
 from ttscale.evaluation import evaluate_folder
 from ttscale.folder import atomic_write_text, prompt_dir
 from ttscale.generator import Generator
+from ttscale.outcome import PromptOutcome
 from ttscale.prompts import TASKS
-from ttscale.runner import PromptOutcome, run
+from ttscale.runner import run
 from ttscale.verifier import Verifier
 
 # How a strategy spends a budget of B NFEs per prompt when one full sample costs S NFEs: each uses at least 75%

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from ttscale.evaluation import Verdict
+from ttscale.evaluator import Verdict
 from ttscale.lab.world import BACKGROUND, COLORS
 
 _PALETTE = np.array(list(COLORS.values()), dtype=np.float32)

@@ -19,8 +19,9 @@ from torch import nn
 
 from ttscale.budget import count_flops
 from ttscale.errors import TTScaleError
-from ttscale.generator import to_uint8
-from ttscale.verifiers.pretrained import default_dtype, load, require, to_device
+from ttscale.images import to_uint8
+from ttscale.optional import require
+from ttscale.verifiers.pretrained import default_dtype, load, to_device
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 HEAD_SOURCE = (

@@ -30,9 +30,8 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from ttscale.errors import TTScaleError
-from ttscale.folder import encode_png
-from ttscale.generator import to_uint8
-from ttscale.verifiers.pretrained import require
+from ttscale.images import encode_png, to_uint8
+from ttscale.optional import require
 
 RUBRIC = (
     "accuracy_to_prompt",

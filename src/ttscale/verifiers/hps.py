@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from ttscale.errors import TTScaleError
+from ttscale.optional import require
 from ttscale.verifiers.clip import EmbeddingScorer
-from ttscale.verifiers.pretrained import default_dtype, load, require
+from ttscale.verifiers.pretrained import default_dtype, load
 
 DEFAULT_CONFIG = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 CONFIG_FILES = "config.json preprocessor_config.json tokenizer.json tokenizer_config.json vocab.json merges.txt"

@@ -22,7 +22,8 @@ from torch import nn
 
 from ttscale.budget import count_flops
 from ttscale.errors import TTScaleError
-from ttscale.verifiers.pretrained import default_dtype, load, require
+from ttscale.optional import require
+from ttscale.verifiers.pretrained import default_dtype, load
 
 REWARD_MEAN, REWARD_STD = 0.16717362830052426, 1.0333394966054072
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)

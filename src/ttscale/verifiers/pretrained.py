@@ -6,10 +6,8 @@ fp16 otherwise), which halves its cost next to the generator's; on CPU it stays 
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Mapping
-from types import ModuleType
 from typing import Any, TypeVar
 
 import torch
@@ -17,14 +15,6 @@ import torch
 from ttscale.errors import TTScaleError
 
 T = TypeVar("T")
-
-
-def require(module: str, purpose: str, extra: str = "verifiers") -> ModuleType:
-    """Import an optional dependency, or say which extra installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise TTScaleError(f"{purpose} needs the `{module}` package: pip install 'ttscale[{extra}]'") from None
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

@@ -26,8 +26,7 @@ from typing import Literal, Protocol
 import torch
 
 from ttscale.errors import TTScaleError
-from ttscale.folder import encode_png
-from ttscale.generator import to_uint8
+from ttscale.images import encode_png, to_uint8
 from ttscale.verifiers.api import ApiCaller, Failure, scored_object
 
 Pair = tuple[int, int]

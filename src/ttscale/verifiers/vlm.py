@@ -19,8 +19,9 @@ import torch
 
 from ttscale.budget import count_flops
 from ttscale.errors import TTScaleError
-from ttscale.generator import to_uint8
-from ttscale.verifiers.pretrained import default_dtype, load, require, to_device
+from ttscale.images import to_uint8
+from ttscale.optional import require
+from ttscale.verifiers.pretrained import default_dtype, load, to_device
 
 DEFAULT_TEMPLATE = "Does this image match the description: {prompt}? Answer yes or no."
 YES_WORDS = ("yes", "Yes")
