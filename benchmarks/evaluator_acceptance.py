@@ -22,6 +22,7 @@ import numpy as np
 from ttscale.evaluation import evaluate_folder
 from ttscale.folder import iter_samples, write_prompt
 from ttscale.images import load_image
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.world import COLORS, COUNTS, SHAPES
 from ttscale.prompts import TASKS
 
@@ -71,7 +72,7 @@ def main() -> None:
         write_prompt(args.out / "speckle", i, metadata, [palette[rng.integers(0, len(palette), (32, 32))]])
     print(f"{'folder':<10}" + "".join(f"{t:>14}" for t in TASKS) + f"{'overall':>10}")
     for name in ("rendered", "wrong", "noise", "speckle"):
-        s = evaluate_folder(args.out / name)
+        s = evaluate_folder(args.out / name, LabEvaluator())
         print(f"{name:<10}" + "".join(f"{s['tasks'][t]:>14.3f}" for t in TASKS) + f"{s['overall']:>10.3f}")
 
 

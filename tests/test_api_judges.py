@@ -26,7 +26,7 @@ from ttscale.errors import TTScaleError
 from ttscale.folder import read_jsonl
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
-from ttscale.loading import load_verifier
+from ttscale.registry import load_verifier
 from ttscale.runner import run
 from ttscale.verifiers.api import RUBRIC, RubricJudge, gemini_judge, openai_judge
 from ttscale.verifiers.tournament import Tournament

@@ -11,7 +11,7 @@ from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
-from ttscale.loading import load_generator
+from ttscale.registry import load_generator
 from ttscale.runner import run
 
 PROMPTS = prompt_suite("test")[:1]

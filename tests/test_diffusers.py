@@ -33,7 +33,7 @@ from ttscale.generators.schedules import diffusers_grid
 from ttscale.images import load_image, to_uint8
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
-from ttscale.loading import load_generator
+from ttscale.registry import load_generator
 from ttscale.runner import run
 from ttscale.samplers import advance, sample
 from ttscale.search import Search

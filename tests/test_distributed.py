@@ -16,6 +16,7 @@ from ttscale.config import SearchConfig
 from ttscale.distributed import Cluster, run_on_ray, sweep_on_ray
 from ttscale.errors import TTScaleError
 from ttscale.folder import prompt_dir
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
@@ -132,7 +133,11 @@ def test_a_sweep_on_two_workers_fills_the_cells_one_process_fills(
         for index in range(len(PROMPTS)):
             ours = _folder(cell(tmp_path / "ray", strategy, budget, seed), index)
             assert ours == _folder(cell(tmp_path / "one", strategy, budget, seed), index)
-    untimed = [{k: v for k, v in r.items() if k != "seconds"} for r in collect(spec, PROMPTS, tmp_path / "ray", s)]
+    untimed = [
+        {k: v for k, v in r.items() if k != "seconds"}
+        for r in collect(spec, PROMPTS, tmp_path / "ray", s, evaluator=LabEvaluator())
+    ]
     assert untimed == [
-        {k: v for k, v in r.items() if k != "seconds"} for r in collect(spec, PROMPTS, tmp_path / "one", s)
+        {k: v for k, v in r.items() if k != "seconds"}
+        for r in collect(spec, PROMPTS, tmp_path / "one", s, evaluator=LabEvaluator())
     ]

@@ -15,7 +15,7 @@ from ttscale.lab.nets import count_parameters
 from ttscale.lab.prompts import prompt_suite
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.lab.weights import header, weights_dir
-from ttscale.loading import load_generator, load_verifier
+from ttscale.registry import load_generator, load_verifier
 
 
 def test_weights_ship_in_the_package_under_20_mb() -> None:

@@ -20,6 +20,7 @@ from ttscale.config import SearchConfig
 from ttscale.demo import finish
 from ttscale.evaluation import evaluate_folder
 from ttscale.folder import read_jsonl
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
@@ -39,7 +40,7 @@ def lab_run(out: Path, tiny_models: dict[str, Path]) -> list[dict[str, Any]]:
     gen = LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=2, batch_size=8)
     ver = LabVerifier.from_pretrained(str(tiny_models["visa"]))
     run(SearchConfig(params={"n": N}, steps=2), prompts, out, gen, ver)
-    evaluate_folder(out)
+    evaluate_folder(out, LabEvaluator())
     return prompts
 
 
@@ -100,7 +101,7 @@ def lab_folder(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, 
 
 
 def test_report_shows_every_candidate_with_scores_and_verdicts(lab_folder: Path, tmp_path: Path) -> None:
-    pages = build_report([lab_folder], tmp_path / "report")
+    pages = build_report([lab_folder], tmp_path / "report", judge=LabEvaluator())
     index, run_page = pages
     assert index.name == "index.html" and run_page.name == "run.html"
     page = Page()
@@ -144,7 +145,7 @@ def test_report_shows_every_candidate_with_scores_and_verdicts(lab_folder: Path,
 
 
 def test_report_compares_runs_and_embeds_images_on_request(lab_folder: Path, tmp_path: Path) -> None:
-    pages = build_report([lab_folder, lab_folder], tmp_path / "cmp", embed=True, judge_candidates=False)
+    pages = build_report([lab_folder, lab_folder], tmp_path / "cmp", embed=True)
     assert [p.name for p in pages] == ["index.html", "run.html", "run-2.html"]
     for page_path in pages[1:]:
         page = Page()
@@ -166,7 +167,7 @@ def _assert_figure(path: Path) -> None:
 
 
 def test_run_figures_are_png_and_svg(lab_folder: Path, tmp_path: Path) -> None:
-    paths = write_figures(lab_folder, tmp_path / "figs")
+    paths = write_figures(lab_folder, tmp_path / "figs", judge=LabEvaluator())
     assert sorted(p.name for p in paths) == sorted(
         f"{stem}.{ext}" for stem in ("scaling", "calibration", "scores") for ext in ("png", "svg")
     )
@@ -215,7 +216,7 @@ def test_demo_finish_draws_the_scaling_curve(tmp_path: Path, tiny_models: dict[s
     gen = LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=2, batch_size=8)
     cfg = SearchConfig(params={"n": 4}, steps=2)
     run(cfg, prompts, out, gen, LabVerifier.from_pretrained(str(tiny_models["visa"])))
-    result = finish(out, cfg, prompts, [1, 2, 4], gen.nfe_per_sample())
+    result = finish(out, cfg, prompts, [1, 2, 4], gen.nfe_per_sample(), LabEvaluator())
     assert [r["n"] for r in result["curve"]] == [1, 2, 4]
     for ext in ("png", "svg"):
         _assert_figure(out / "report" / f"scaling.{ext}")

@@ -17,6 +17,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from test_report import EVIL, N, lab_run
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.report.build import build_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,7 +75,7 @@ def _shown(driver: webdriver.Chrome, selector: str) -> list[WebElement]:
 def test_report_in_headless_chromium(tmp_path: Path, tiny_models: dict[str, Path], browser: webdriver.Chrome) -> None:
     run = tmp_path / "run"
     prompts = lab_run(run, tiny_models)
-    index, page = build_report([run], tmp_path / "report")
+    index, page = build_report([run], tmp_path / "report", judge=LabEvaluator())
     browser.get(index.as_uri())
     browser.find_element(By.LINK_TEXT, "run").click()  # the index links to the run's page
     assert browser.current_url == page.as_uri()

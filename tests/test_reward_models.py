@@ -27,7 +27,7 @@ from transformers import (
 
 from ttscale.errors import TTScaleError
 from ttscale.images import to_uint8
-from ttscale.loading import load_verifier
+from ttscale.registry import load_verifier
 from ttscale.verifiers import hps
 from ttscale.verifiers import image_reward as ir
 

@@ -9,6 +9,7 @@ import pytest
 
 from ttscale.config import SearchConfig
 from ttscale.folder import read_jsonl
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import representative_subset
 from ttscale.lab.verifiers import LabVerifier
@@ -29,7 +30,7 @@ def test_sweep_end_to_end(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     assert sorted(p.name for p in (tmp_path / "best-of-n").iterdir()) == [f"nfe{8 * s}"]
     pool = read_jsonl(cell(tmp_path, "best-of-n", 8 * s, 0) / "00000" / "candidates.jsonl")
     assert len(pool) == 8
-    rows = collect(spec, prompts, tmp_path, s)
+    rows = collect(spec, prompts, tmp_path, s, evaluator=LabEvaluator())
     assert len(rows) == 2 * (3 + 2 + 2)  # seeds x (best-of-n at 3 budgets + 2 + 2)
     for r in rows:
         assert 0.0 <= r["overall"] <= 1.0

@@ -39,7 +39,7 @@ from ttscale.folder import read_jsonl
 from ttscale.images import to_uint8
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
-from ttscale.loading import load_verifier
+from ttscale.registry import load_verifier
 from ttscale.runner import run
 from ttscale.verifiers.ensemble import Ensemble, Member, batch_ranks
 from ttscale.verifiers.tournament import Pair, Tournament

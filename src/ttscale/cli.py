@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ttscale.errors import TTScaleError
 from ttscale.strategies import STEP_LEVEL, STRATEGIES
@@ -16,6 +17,7 @@ from ttscale.strategies import STEP_LEVEL, STRATEGIES
 if TYPE_CHECKING:
     from ttscale.config import SearchConfig
     from ttscale.distributed import Cluster
+    from ttscale.registry import Kind
 
 app = typer.Typer(
     help="Inference-time scaling for text-to-image diffusion: search over noise and paths, ranked by verifiers.",
@@ -95,13 +97,14 @@ def lab_render(
 @app.command("evaluate")
 def evaluate(
     out: Annotated[Path, typer.Argument(help="A GenEval-format folder (ours or another tool's).")],
-    evaluator: Annotated[str, typer.Option(help="Evaluator to judge with.")] = "lab",
+    evaluator: Annotated[str, typer.Option(help="Evaluator to judge with (`ttscale evaluators` lists them).")] = "lab",
 ) -> None:
     """Judge every kept image; write results.jsonl and summary.json (per-task accuracy and overall)."""
-    from ttscale.evaluation import evaluate_folder, get_evaluator
+    from ttscale.evaluation import evaluate_folder
+    from ttscale.registry import load_evaluator
     from ttscale.tables import summary_table
 
-    summary = evaluate_folder(out, get_evaluator(evaluator), progress=True)
+    summary = evaluate_folder(out, load_evaluator(evaluator), progress=True)
     Console().print(summary_table(summary, title=str(out)))
 
 
@@ -169,7 +172,7 @@ def main() -> None:
     try:
         app()
     except TTScaleError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
@@ -222,13 +225,13 @@ def search_cmd(
     generator: Annotated[
         str | None,
         typer.Option(
-            help="lab-small, lab-large, a .safetensors file, or a diffusers model (folder, cached hub id, diffusers:ID?dtype=bf16)."
+            help="lab-small, lab-large, a .safetensors file, a diffusers model (folder, cached hub id, diffusers:ID?dtype=bf16) or a plug-in: `ttscale generators` lists them."
         ),
     ] = None,
     verifier: Annotated[
         str | None,
         typer.Option(
-            help="lab-visa, lab-clip, or a name from the README's Verifiers section (clip:…, vlm:…, openai:…, ensemble:A+B, module:Class)."
+            help="lab-visa, lab-clip, or any name `ttscale verifiers` lists (clip:…, vlm:…, openai:…, ensemble:A+B, module:Class)."
         ),
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="Search strategy (see `ttscale strategies`).")] = None,
@@ -292,9 +295,8 @@ def _execute(
     gpus_per_worker: float | None,
 ) -> None:
     """Run a search config over the prompts: in this process (one shard of them), or as Ray workers."""
-    from ttscale.config import resolve_device
-    from ttscale.loading import load_generator, load_run_verifier
     from ttscale.progress import prompt_progress
+    from ttscale.registry import load_models
     from ttscale.runner import run
 
     shard_index, shards = shard
@@ -308,11 +310,7 @@ def _execute(
 
             totals = run_on_ray(cfg, items, out, cluster, on_prompt)
         else:
-            dev = resolve_device(cfg.device)
-            gen = load_generator(
-                cfg.generator, steps=cfg.steps, guidance=cfg.guidance, device=dev, batch_size=cfg.batch_size
-            )
-            ver = load_run_verifier(cfg.verifier, device=dev)
+            gen, ver = load_models(cfg)
             totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
     console.print(
         f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
@@ -372,6 +370,40 @@ def strategies_cmd() -> None:
     Console().print(table)
 
 
+def _registry_table(kind: Kind) -> None:
+    """What the registry knows of `kind`: built-ins, installed plug-ins and your own code, in matching order."""
+    from rich.table import Table
+
+    from ttscale.registry import GROUPS, entries
+
+    table = Table(
+        title=escape(f"{kind}s, the first that matches a name loads it (plug-ins: entry points {GROUPS[kind]})")
+    )
+    for col in ("name", "arguments", "what it is", "from"):
+        table.add_column(col)
+    for e in entries(kind):
+        table.add_row(escape(e.scheme), escape("\n".join(e.arguments)), escape(e.description), escape(e.origin))
+    Console().print(table)
+
+
+@app.command("generators")
+def generators_cmd() -> None:
+    """List the names --generator takes: built-in models, installed plug-ins, and their arguments."""
+    _registry_table("generator")
+
+
+@app.command("verifiers")
+def verifiers_cmd() -> None:
+    """List the names --verifier takes: built-in judges, installed plug-ins, and their arguments."""
+    _registry_table("verifier")
+
+
+@app.command("evaluators")
+def evaluators_cmd() -> None:
+    """List the names --evaluator takes: built-ins, installed plug-ins, and their arguments."""
+    _registry_table("evaluator")
+
+
 @app.command("pick")
 def pick_cmd(
     out: Annotated[Path, typer.Argument(help="Output folder of `ttscale search` (with saved candidates).")],
@@ -384,8 +416,8 @@ def pick_cmd(
 ) -> None:
     """Re-select the kept images from saved candidates with another verifier or k, generating nothing."""
     from ttscale.config import resolve_device
-    from ttscale.loading import load_verifier
     from ttscale.pick import pick
+    from ttscale.registry import load_verifier
 
     if k < 1:
         raise TTScaleError("--k must be at least 1")
@@ -413,9 +445,9 @@ def demo_cmd(
     from ttscale.config import SearchConfig, resolve_device
     from ttscale.demo import finish
     from ttscale.lab.prompts import representative_subset
-    from ttscale.loading import load_generator, load_verifier
     from ttscale.progress import prompt_progress
     from ttscale.prompts import TASKS
+    from ttscale.registry import load_evaluator, load_generator, load_verifier
     from ttscale.runner import run
 
     if n < 1:
@@ -429,7 +461,7 @@ def demo_cmd(
     with prompt_progress(len(items), f"best-of-{n} ", console, nfe_budget=plan) as on_prompt:
         run(cfg, items, out, gen, load_verifier(verifier, device=dev), on_prompt=on_prompt)
     ns = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
-    result = finish(out, cfg, items, ns, gen.nfe_per_sample())
+    result = finish(out, cfg, items, ns, gen.nfe_per_sample(), load_evaluator("lab"))
     table = Table(title=f"lab-GenEval of best-of-N ({generator}, picked by {verifier}, {len(items)} test prompts)")
     short = {
         "single_object": "single",
@@ -502,8 +534,8 @@ def sweep_cmd(
 
     from ttscale.config import SearchConfig, resolve_device
     from ttscale.lab.prompts import SPLITS, representative_subset
-    from ttscale.loading import load_generator, load_verifier
     from ttscale.progress import prompt_progress
+    from ttscale.registry import load_evaluator, load_generator, load_verifier
     from ttscale.strategies import get_strategy
     from ttscale.sweep import SweepSpec, aggregate, collect, reach, run_cells, run_sweep, write
 
@@ -533,7 +565,7 @@ def sweep_cmd(
         if shards > 1:
             console.print(f"shard {shard_index}/{shards} done; run with --collect-only once every shard has finished")
             return
-    rows = collect(spec, items, out, gen.nfe_per_sample())
+    rows = collect(spec, items, out, gen.nfe_per_sample(), evaluator=load_evaluator("lab"))
     summary = aggregate(rows)
     reached = reach(summary, "best-of-n", spec.best_of_n_budgets[-1]) if "best-of-n" in names else {}
     write(out, rows, summary, reached)
@@ -576,13 +608,15 @@ def report_cmd(
     ] = True,
 ) -> None:
     """Write a static HTML report (no server, works offline): candidate gallery, scores, figures, run comparison."""
+    from ttscale.registry import load_evaluator
     from ttscale.report.build import build_report
 
     if out is None:
         if len(folders) > 1:
             raise TTScaleError("give --out for a report of several folders")
         out = folders[0] / "report"
-    pages = build_report(folders, out, embed=embed, judge_candidates=judge_candidates)
+    judge = load_evaluator("lab") if judge_candidates else None
+    pages = build_report(folders, out, embed=embed, judge=judge)
     console.print(f"wrote {len(pages)} pages; open {pages[0]}")
 
 
@@ -592,9 +626,10 @@ def plot_cmd(
     out: Annotated[Path | None, typer.Option(help="Folder for the PNG and SVG files (default: FOLDER/report).")] = None,
 ) -> None:
     """Only the figures of a run or sweep, as PNG and SVG, e.g. for a paper."""
+    from ttscale.registry import load_evaluator
     from ttscale.report.build import write_figures
 
-    paths = write_figures(folder, out or folder / "report")
+    paths = write_figures(folder, out or folder / "report", judge=load_evaluator("lab"))
     if not paths:
         raise TTScaleError(f"{folder} has nothing to plot: no candidate scores (candidates.jsonl) and no sweep.jsonl")
     for path in paths:

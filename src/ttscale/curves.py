@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ttscale.evaluation import get_evaluator
+from ttscale.evaluator import Evaluator
 from ttscale.folder import prompt_dir, read_jsonl
 from ttscale.images import load_image
 from ttscale.prompts import TASKS
@@ -81,9 +81,8 @@ def bootstrap_curve(pool: Pool, ns: Sequence[int], draws: int = 200, seed: int =
     return rows
 
 
-def pool_from_folder(out: Path, prompts: list[dict[str, Any]]) -> Pool:
-    """Verifier scores (from candidates.jsonl) and evaluator verdicts of every saved candidate."""
-    evaluator = get_evaluator("lab")
+def pool_from_folder(out: Path, prompts: list[dict[str, Any]], evaluator: Evaluator) -> Pool:
+    """Verifier scores (from candidates.jsonl) and the evaluator's verdicts of every saved candidate."""
     scores, correct = [], []
     for i, metadata in enumerate(prompts):
         folder = prompt_dir(out, i)

@@ -15,38 +15,26 @@ from typing import Any
 
 from ttscale.config import SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
-from ttscale.generator import Generator
 from ttscale.optional import require
 from ttscale.outcome import PromptOutcome, RunTotals
+from ttscale.registry import load_models
 from ttscale.runner import finished_outcome, is_finished, run
 from ttscale.sweep import SweepSpec, cell, run_cells, run_sweep
-from ttscale.verifier import Verifier
 
 OnPrompt = Callable[[PromptOutcome], None]
-
-
-def _models(config: SearchConfig) -> tuple[Generator, Verifier | None]:
-    """The run's generator and verifier on this worker's device (Ray sets CUDA_VISIBLE_DEVICES)."""
-    from ttscale.loading import load_generator, load_run_verifier
-
-    device = resolve_device(config.device)
-    gen = load_generator(
-        config.generator, steps=config.steps, guidance=config.guidance, device=device, batch_size=config.batch_size
-    )
-    return gen, load_run_verifier(config.verifier, device=device)
 
 
 def search_shard(
     config: SearchConfig, prompts: Sequence[dict[str, Any]], out: Path, shard: tuple[int, int]
 ) -> RunTotals:
-    """One Ray task of `run_on_ray`."""
-    gen, ver = _models(config)
+    """One Ray task of `run_on_ray`: the models are loaded on the worker, on its GPU (Ray sets CUDA_VISIBLE_DEVICES)."""
+    gen, ver = load_models(config)
     return run(config, prompts, out, gen, ver, shard=shard)
 
 
 def sweep_shard(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, shard: tuple[int, int]) -> RunTotals:
-    """One Ray task of `sweep_on_ray`."""
-    gen, ver = _models(spec.base)
+    """One Ray task of `sweep_on_ray`, loading its models as `search_shard` does."""
+    gen, ver = load_models(spec.base)
     if ver is None:
         raise TTScaleError("a sweep compares strategies by their verifier; give one (not 'none')")
     run_sweep(spec, prompts, out, gen, ver, shard=shard)

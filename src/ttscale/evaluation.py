@@ -15,22 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ttscale.errors import TTScaleError
 from ttscale.evaluator import Evaluator
 from ttscale.folder import atomic_write_text, iter_samples, write_jsonl
 from ttscale.images import load_image
 from ttscale.prompts import TASKS
-
-
-def get_evaluator(name: str = "lab") -> Evaluator:
-    if name == "lab":
-        from ttscale.lab.evaluator import LabEvaluator
-
-        return LabEvaluator()
-    raise TTScaleError(
-        f"unknown evaluator {name!r}: ttscale ships `lab`; for real models run GenEval's own "
-        "evaluator (djghosh13/geneval) on the output folder, which is in its format"
-    )
 
 
 def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -47,9 +35,8 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate_folder(out: Path, evaluator: Evaluator | None = None, *, progress: bool = False) -> dict[str, Any]:
+def evaluate_folder(out: Path, evaluator: Evaluator, *, progress: bool = False) -> dict[str, Any]:
     """Judge every kept image in `out`; write results.jsonl and summary.json there; return the summary."""
-    evaluator = evaluator or get_evaluator()
     samples = list(iter_samples(out))
     rows = []
     iterator: Iterable[tuple[Path, dict[str, Any]]] = samples

@@ -21,6 +21,7 @@ from ttscale.budget import Budget
 from ttscale.config import SearchConfig
 from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
 from ttscale.evaluation import evaluate_folder
+from ttscale.evaluator import Evaluator
 from ttscale.folder import atomic_write_text, prompt_dir
 from ttscale.generator import Generator
 from ttscale.outcome import PromptOutcome
@@ -108,7 +109,9 @@ def _spend(folder: Path, n: int) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
-def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_sample: int) -> list[dict[str, Any]]:
+def collect(
+    spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_sample: int, *, evaluator: Evaluator
+) -> list[dict[str, Any]]:
     """Evaluate every cell; one row per (strategy, budget, seed) with score, per-task scores and spend per prompt."""
     rows: list[dict[str, Any]] = []
     top = spec.best_of_n_budgets[-1]
@@ -116,7 +119,7 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
         for strategy in spec.strategies:
             if strategy == "best-of-n":
                 folder = cell(out, strategy, top, seed)
-                pool = pool_from_folder(folder, prompts)
+                pool = pool_from_folder(folder, prompts, evaluator)
                 ns = [b // nfe_per_sample for b in spec.best_of_n_budgets]
                 spend = _spend(folder, len(prompts))
                 per_n = top // nfe_per_sample
@@ -137,7 +140,7 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                 continue
             for b in spec.budgets:
                 folder = cell(out, strategy, b, seed)
-                summary = evaluate_folder(folder)
+                summary = evaluate_folder(folder, evaluator)
                 row = {
                     "strategy": strategy,
                     "budget": b,

@@ -13,6 +13,7 @@ from typing import Any
 
 from ttscale.curves import exact_prefix_curve
 from ttscale.errors import TTScaleError
+from ttscale.evaluator import Evaluator
 from ttscale.folder import atomic_write_text
 from ttscale.report import plots
 from ttscale.report.html import Figure, Page, image_src, index_page, run_page, run_row, sweep_page
@@ -84,27 +85,28 @@ def sweep_figures(view: SweepView, folder: Path, label: str) -> list[tuple[list[
     return made
 
 
-def write_figures(path: Path, out: Path, *, judge_candidates: bool = True) -> list[Path]:
-    """Only the figures of a run or sweep folder (`ttscale plot`), into `out`."""
+def write_figures(path: Path, out: Path, *, judge: Evaluator | None = None) -> list[Path]:
+    """Only the figures of a run or sweep folder (`ttscale plot`), into `out`; `judge` as for `load_run`."""
     label = path.resolve().name
     if is_sweep(path):
         made = sweep_figures(load_sweep(path), out, label)
     else:
-        made = run_figures(load_run(path, judge_candidates=judge_candidates), out, label)
+        made = run_figures(load_run(path, judge=judge), out, label)
     return [p for paths, _ in made for p in paths]
 
 
 def build_report(
-    inputs: Sequence[Path], out: Path, *, embed: bool = False, judge_candidates: bool = True
+    inputs: Sequence[Path], out: Path, *, embed: bool = False, judge: Evaluator | None = None
 ) -> list[Path]:
-    """Write the report of `inputs` (run or sweep folders) into `out`; return the pages, index first."""
+    """Write the report of `inputs` (run or sweep folders) into `out`; return the pages, index first.
+
+    `judge` judges every candidate of the runs it evaluated (see `load_run`).
+    """
     if not inputs:
         raise TTScaleError("give at least one run or sweep folder")
     out.mkdir(parents=True, exist_ok=True)
     names = _slugs(inputs)
-    views: list[RunView | SweepView] = [
-        load_sweep(p) if is_sweep(p) else load_run(p, judge_candidates=judge_candidates) for p in inputs
-    ]
+    views: list[RunView | SweepView] = [load_sweep(p) if is_sweep(p) else load_run(p, judge=judge) for p in inputs]
 
     def pages(current: str) -> list[Page]:
         return [Page("index", "index.html", current == "index")] + [Page(n, f"{n}.html", n == current) for n in names]

@@ -1,8 +1,8 @@
 """Read a run folder (or a sweep folder) into plain objects the report and the summary render.
 
-Verdicts come from the evaluator's results.jsonl for kept images. When that evaluator was the lab
-one (cheap and exact), every candidate is judged too, so the report can show how far the verifier's
-pick is from the best candidate and how well its scores track correctness.
+Verdicts come from the evaluator's results.jsonl for kept images. Given that same evaluator as a `judge`
+(the CLI gives the lab one, cheap and exact), every candidate is judged too, so the report can show how far
+the verifier's pick is from the best candidate and how well its scores track correctness.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from ttscale.curves import Pool, pool_from_folder
 from ttscale.errors import TTScaleError
+from ttscale.evaluator import Evaluator
 from ttscale.folder import read_jsonl
 
 _DIGITS = re.compile(r"^\d+$")
@@ -173,8 +174,12 @@ def _cards(folder: Path) -> list[Card]:
     return cards
 
 
-def load_run(out: Path, *, judge_candidates: bool = True) -> RunView:
-    """Everything the report shows about one run folder; `judge_candidates` applies only to lab-evaluated runs."""
+def load_run(out: Path, *, judge: Evaluator | None = None) -> RunView:
+    """Everything the report shows about one run folder.
+
+    With a `judge`, every candidate of a run whose kept images that evaluator judged (summary.json names it) is
+    judged too, for the verdicts on the cards and the calibration figure; other runs are shown as they are.
+    """
     folders = _prompt_folders(out)
     kept = _kept_verdicts(out)
     prompts = []
@@ -197,8 +202,8 @@ def load_run(out: Path, *, judge_candidates: bool = True) -> RunView:
     curve = json.loads((out / "curve.json").read_text()) if (out / "curve.json").is_file() else None
     view = RunView(out, read_record(out), summary, prompts, curve=curve)
     view.metrics = sorted({m for p in prompts for c in p.cards for m in c.scores})
-    if judge_candidates and summary is not None and summary.get("evaluator") == "lab" and _judgeable(prompts):
-        view.pool = pool_from_folder(out, [p.metadata for p in prompts])
+    if judge is not None and summary is not None and summary.get("evaluator") == judge.name and _judgeable(prompts):
+        view.pool = pool_from_folder(out, [p.metadata for p in prompts], judge)
         for p, correct in zip(prompts, view.pool.correct, strict=True):
             for card, ok in zip(p.cards, correct, strict=True):
                 if card.verdict is None:

@@ -21,7 +21,7 @@ def run_summary(out: Path) -> Group:
             f"{out} is a sweep: `ttscale report {out}` or `ttscale plot {out}` show it; "
             "`summary` takes one of its runs, e.g. <sweep>/best-of-n/nfe640/seed0"
         )
-    view = load_run(out, judge_candidates=False)
+    view = load_run(out)
     cfg = view.config
     if cfg:
         head = Text.assemble(

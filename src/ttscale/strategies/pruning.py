@@ -13,7 +13,7 @@ import torch
 from ttscale.config import NO_VERIFIER
 from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
-from ttscale.loading import shared_verifier
+from ttscale.registry import shared_verifier
 from ttscale.samplers import seed_noise, step, step_noise
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier

@@ -17,7 +17,7 @@ import torch
 
 from ttscale.candidate import Candidate
 from ttscale.errors import TTScaleError
-from ttscale.loading import shared_verifier
+from ttscale.registry import shared_verifier
 from ttscale.search import Search, SearchResult
 from ttscale.verifier import MeteredVerifier, scores_for
 

@@ -1,4 +1,4 @@
-"""Real verifiers, one module per kind; names for `--verifier` are in `registry`.
+"""Real verifiers, one module per kind; `ttscale.registry` turns `--verifier` names into them.
 
 - `clip`: CLIPScore, PickScore and SigLIP (transformers)
 - `aesthetic`: the LAION aesthetic predictor (a head on CLIP ViT-L/14)
@@ -8,7 +8,7 @@
 - `api`: Gemini and OpenAI-compatible judges with tt-scale-flux's rubric
 - `tournament`: pairwise knock-out / round-robin selection (SANA-1.5)
 - `ensemble`: rank averages (Ma et al.) and weighted `combined` scores (Scale-RAE)
-- `plugins`: your own verifier by import string or entry point
+- `pretrained`: what the model-based ones share (loading with one-line errors, precision)
 
 Importing this package loads none of the optional libraries; each module imports its own when used.
 """
