@@ -3,8 +3,9 @@
 Each (strategy, budget, seed) is an ordinary resumable run in `<out>/<strategy>/nfe<budget>/seed<seed>`.
 Best-of-n is drawn once per seed at the largest budget; every smaller budget is a prefix of that
 pool (candidate j always has seed j), with a bootstrap interval from resampling the pool, so a
-sweep never regenerates what it already has. Budgets are NFEs per prompt; verifier calls and FLOPs
-are measured and reported next to them, since strategies spend verification differently.
+sweep never regenerates what it already has. Budgets are NFEs per prompt; verifier calls, judge
+requests and FLOPs are measured and reported next to them, since strategies spend verification
+differently.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ttscale.budget import Budget
+from ttscale.budget import Budget, Spend, json_float
 from ttscale.config import SearchConfig
 from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
 from ttscale.evaluation import evaluate_folder
@@ -101,10 +102,11 @@ def run_sweep(
         run(cfg, prompts, cell(out, strategy, budget, seed), generator, verifier, shard=shard, on_prompt=on_prompt)
 
 
-def _spend(folder: Path, n: int) -> dict[str, float]:
-    rows = [json.loads((prompt_dir(folder, i) / "spend.json").read_text()) for i in range(n)]
-    keys = ("nfe", "verifier_calls", "generator_flops", "verifier_flops", "seconds")
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+def _spend(folder: Path, n: int) -> Spend:
+    """What a run's first n prompts spent in all."""
+    return Spend.total(
+        Spend.from_record(json.loads((prompt_dir(folder, i) / "spend.json").read_text())) for i in range(n)
+    )
 
 
 def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_sample: int) -> list[dict[str, Any]]:
@@ -121,7 +123,6 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                 per_n = top // nfe_per_sample
                 boot = {r["n"]: r for r in bootstrap_curve(pool, ns, draws=200, seed=seed)}
                 for b, curve in zip(spec.best_of_n_budgets, exact_prefix_curve(pool, ns), strict=True):
-                    share = curve["n"] / per_n
                     rows.append(
                         {
                             "strategy": strategy,
@@ -131,7 +132,7 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                             "tasks": curve["tasks"],
                         }
                         | {"oracle": curve["oracle"], "ci": [boot[curve["n"]]["low"], boot[curve["n"]]["high"]]}
-                        | {k: v * share for k, v in spend.items()}
+                        | spend.record(per=len(prompts) * per_n / curve["n"])
                     )
                 continue
             for b in spec.budgets:
@@ -144,18 +145,19 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                     "overall": summary["overall"],
                     "tasks": summary["tasks"],
                 }
-                rows.append(row | _spend(folder, len(prompts)))
+                rows.append(row | _spend(folder, len(prompts)).record(per=len(prompts)))
     return rows
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt."""
+    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt (TFLOPs null if unknown)."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["strategy"], r["budget"]), []).append(r)
     out = []
     for (strategy, budget), rs in groups.items():
         scores = [r["overall"] for r in rs]
+        spend = Spend.total(Spend.from_record(r) for r in rs)
         out.append(
             {
                 "strategy": strategy,
@@ -164,11 +166,9 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "overall": float(np.mean(scores)),
                 "std": float(np.std(scores)),
                 "tasks": {t: float(np.mean([r["tasks"][t] for r in rs])) for t in TASKS if t in rs[0]["tasks"]},
-                "nfe": float(np.mean([r["nfe"] for r in rs])),
-                "verifier_calls": float(np.mean([r["verifier_calls"] for r in rs])),
-                "tflops": float(np.mean([r["generator_flops"] + r["verifier_flops"] for r in rs])) / 1e12,
-                "seconds": float(np.mean([r["seconds"] for r in rs])),
             }
+            | spend.record(per=len(rs))
+            | {"tflops": json_float(spend.flops / len(rs) / 1e12)}
         )
     return out
 
