@@ -17,13 +17,15 @@ from ttscale.cli import app
 from ttscale.config import SearchConfig
 from ttscale.folder import read_jsonl
 from ttscale.generator import CallableGenerator
-from ttscale.lab.prompts import prompt_suite
+from ttscale.lab.prompts import prompt_suite, representative_subset
+from ttscale.report.build import build_report
 from ttscale.report.html import compute_rows
 from ttscale.report.runs import load_run
 from ttscale.runner import run
 from ttscale.search import Search
 from ttscale.strategies.adaptive import adaptive
 from ttscale.strategies.best_of_n import best_of_n
+from ttscale.sweep import SweepSpec, aggregate, collect, run_sweep, write
 from ttscale.verifier import MeteredVerifier
 from ttscale.verifiers.tournament import Mode, Pair, Tournament
 
@@ -227,3 +229,41 @@ def test_search_takes_a_judge_request_budget_and_summary_shows_what_is_unknown(
     shown = CliRunner().invoke(app, ["summary", str(tmp_path / "bb")], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "unknown" in next(line for line in shown.stdout.splitlines() if "TFLOP" in line)
+
+
+def test_sweep_rows_say_which_best_of_n_budgets_are_derived_from_its_pool(tmp_path: Path) -> None:
+    prompts = representative_subset(1)[:2]
+    spec = SweepSpec(["best-of-n", "random-search"], [2 * NFE, 4 * NFE], [0], SearchConfig(), reference=8 * NFE)
+    run_sweep(spec, prompts, tmp_path, black_box(), Brightness())
+    rows = collect(spec, prompts, tmp_path, NFE)
+    bon = [r for r in rows if r["strategy"] == "best-of-n"]
+    assert [(r["budget"], r["derived"]) for r in bon] == [(2 * NFE, True), (4 * NFE, True), (8 * NFE, False)]
+    assert [r["nfe"] for r in bon] == [2 * NFE, 4 * NFE, 8 * NFE] and [r["judge_requests"] for r in bon] == [2, 4, 8]
+    assert all(not r["derived"] for r in rows if r["strategy"] == "random-search")
+    assert all(r["estimated"] == ["nfe"] and r["generator_flops"] is None for r in rows)
+    summary = aggregate(rows)
+    write(tmp_path, rows, summary, {})
+    cells = json.loads((tmp_path / "sweep_summary.json").read_text())["cells"]
+    assert {(c["strategy"], c["budget"]): c["derived"] for c in cells} == {
+        ("best-of-n", 2 * NFE): True,
+        ("best-of-n", 4 * NFE): True,
+        ("best-of-n", 8 * NFE): False,
+        ("random-search", 2 * NFE): False,
+        ("random-search", 4 * NFE): False,
+    }
+    assert all(c["tflops"] is None and c["judge_requests"] == c["verifier_calls"] for c in cells)
+    assert [json.loads(line)["derived"] for line in (tmp_path / "sweep.jsonl").read_text().splitlines()] == [
+        r["derived"] for r in rows
+    ]
+    _, page = build_report([tmp_path], tmp_path / "report")
+    html = page.read_text(encoding="utf-8")
+    assert f"<td>{2 * NFE}*</td>" in html and f"<td>{8 * NFE}</td>" in html and "derived from best-of-n" in html
+
+
+def test_the_sweep_table_marks_derived_budgets(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    args = ["sweep", "--out", str(tmp_path), "--strategies", "best-of-n", "--budgets", "4,8", "--seeds", "0"]
+    args += ["--per-task", "1", "--generator", str(tiny_models["generator"]), "--verifier", str(tiny_models["visa"])]
+    proc = CliRunner().invoke(app, [*args, "--steps", "2", "--device", "cpu"], terminal_width=200)
+    assert proc.exit_code == 0, proc.output
+    budgets = [line.split("│")[2].strip() for line in proc.stdout.splitlines() if line.startswith("│ best-")]
+    assert budgets == ["4*", "8"] and "* derived from best-of-n's pool" in " ".join(proc.stderr.split())

@@ -555,7 +555,7 @@ def sweep_cmd(
         spend = Spend.from_record(r)
         table.add_row(
             r["strategy"],
-            str(r["budget"]),
+            f"{r['budget']}{'*' if r['derived'] else ''}",
             spend.shown("nfe"),
             spend.shown("verifier_calls", digits=1),
             spend.shown("judge_requests", digits=1),
@@ -565,6 +565,10 @@ def sweep_cmd(
             f"{r['std']:.3f}",
         )
     Console().print(table)
+    if any(r["derived"] for r in summary):
+        console.print(
+            "* derived from best-of-n's pool at its largest budget (its first n candidates), not a run of its own"
+        )
     if reached:
         for name, hit in reached["strategies"].items():
             where = (

@@ -3,9 +3,9 @@
 Each (strategy, budget, seed) is an ordinary resumable run in `<out>/<strategy>/nfe<budget>/seed<seed>`.
 Best-of-n is drawn once per seed at the largest budget; every smaller budget is a prefix of that
 pool (candidate j always has seed j), with a bootstrap interval from resampling the pool, so a
-sweep never regenerates what it already has. Budgets are NFEs per prompt; verifier calls, judge
-requests and FLOPs are measured and reported next to them, since strategies spend verification
-differently.
+sweep never regenerates what it already has; those rows say `"derived": true`. Budgets are NFEs
+per prompt; verifier calls, judge requests and FLOPs are measured and reported next to them, since
+strategies spend verification differently.
 """
 
 from __future__ import annotations
@@ -110,7 +110,11 @@ def _spend(folder: Path, n: int) -> Spend:
 
 
 def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_sample: int) -> list[dict[str, Any]]:
-    """Evaluate every cell; one row per (strategy, budget, seed) with score, per-task scores and spend per prompt."""
+    """Evaluate every cell; one row per (strategy, budget, seed) with score, per-task scores and spend per prompt.
+
+    Best-of-n's rows below its largest budget are `derived`: prefixes of that one pool, with its spend in
+    proportion (its first n of N candidates), not runs of their own.
+    """
     rows: list[dict[str, Any]] = []
     top = spec.best_of_n_budgets[-1]
     for seed in spec.seeds:
@@ -133,6 +137,7 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                         }
                         | {"oracle": curve["oracle"], "ci": [boot[curve["n"]]["low"], boot[curve["n"]]["high"]]}
                         | spend.record(per=len(prompts) * per_n / curve["n"])
+                        | {"derived": b != top}
                     )
                 continue
             for b in spec.budgets:
@@ -145,12 +150,16 @@ def collect(spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_s
                     "overall": summary["overall"],
                     "tasks": summary["tasks"],
                 }
-                rows.append(row | _spend(folder, len(prompts)).record(per=len(prompts)))
+                rows.append(row | _spend(folder, len(prompts)).record(per=len(prompts)) | {"derived": False})
     return rows
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt (TFLOPs null if unknown)."""
+    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt (TFLOPs null if unknown).
+
+    A cell is `derived` when its rows are (best-of-n's smaller budgets); rows of sweeps before this was recorded
+    count as measured.
+    """
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["strategy"], r["budget"]), []).append(r)
@@ -168,7 +177,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "tasks": {t: float(np.mean([r["tasks"][t] for r in rs])) for t in TASKS if t in rs[0]["tasks"]},
             }
             | spend.record(per=len(rs))
-            | {"tflops": json_float(spend.flops / len(rs) / 1e12)}
+            | {"tflops": json_float(spend.flops / len(rs) / 1e12), "derived": any(r.get("derived", False) for r in rs)}
         )
     return out
 

@@ -251,7 +251,7 @@ def sweep_page(view: SweepView, name: str, pages: list[Page], figs: list[Figure]
     cells = [
         {
             "strategy": c["strategy"],
-            "budget": c["budget"],
+            "budget": f"{c['budget']}{'*' if c.get('derived') else ''}",
             "nfe": ("~" if "nfe" in c.get("estimated", ()) else "") + _num(c["nfe"], 0),
             "verifier_calls": _num(c["verifier_calls"], 1),
             "judge_requests": _num(c.get("judge_requests"), 1),  # sweeps before it was counted: –
@@ -280,6 +280,7 @@ def sweep_page(view: SweepView, name: str, pages: list[Page], figs: list[Figure]
         seeds=len({r["seed"] for r in view.rows}),
         figs=figs,
         cells=cells,
+        derived=any(c.get("derived") for c in view.cells),
         reach=reach,
     )
 
