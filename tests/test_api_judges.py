@@ -24,6 +24,7 @@ from PIL import Image
 from ttscale.config import SearchConfig
 from ttscale.errors import TTScaleError
 from ttscale.folder import read_jsonl
+from ttscale.generator import CallableGenerator
 from ttscale.lab.generator import LabGenerator
 from ttscale.lab.prompts import prompt_suite
 from ttscale.registry import load_verifier
@@ -313,3 +314,17 @@ def test_tournaments_through_the_api_judge_each_pair_both_ways(provider: str, ap
     # the server's position bias on equal images cancels: a draw
     draw = load_verifier(f"round-robin:{spec}").score(grey([60, 60]), ["p"] * 2)["win_rate"]
     torch.testing.assert_close(draw, torch.tensor([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_a_retried_request_reaches_spend_json(provider: str, api: FakeAPI, tmp_path: Path) -> None:
+    """FLAKY fails once with a 500 and succeeds when asked again: 3 images scored, 4 requests spent."""
+    gen = CallableGenerator(lambda prompt, seeds: grey([70, FLAKY, 20][: len(seeds)]), name="grey")
+    judge = judge_for(provider, api)
+    cfg = SearchConfig(generator="grey", verifier=f"{provider}:judge-model", params={"n": 3})
+    totals = run(cfg, prompt_suite("test")[:1], tmp_path, gen, judge)
+    spend = json.loads((tmp_path / "00000" / "spend.json").read_text())
+    assert api.hits[FLAKY] == 2 and sum(api.hits.values()) == 4 == judge.requests
+    assert (spend["verifier_calls"], spend["judge_requests"]) == (3, 4) and totals.spend.judge_requests == 4
+    assert spend["verifier_flops"] is None  # computed remotely: unknown, not 0
+    assert json.loads((tmp_path / "run.json").read_text())["totals"]["judge_requests"] == 4

@@ -239,6 +239,10 @@ def search_cmd(
     k: Annotated[int | None, typer.Option(help="Images kept per prompt.")] = None,
     nfe: Annotated[int | None, typer.Option(help="Budget: NFEs per prompt (CFG branches counted).")] = None,
     verifier_calls: Annotated[int | None, typer.Option(help="Budget: verifier calls per prompt.")] = None,
+    judge_requests: Annotated[
+        int | None,
+        typer.Option(help="Budget: judge requests per prompt (API requests with retries, pairwise comparisons)."),
+    ] = None,
     seconds: Annotated[float | None, typer.Option(help="Budget: seconds per prompt.")] = None,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
@@ -266,6 +270,7 @@ def search_cmd(
         device=device,
         nfe=nfe,
         verifier_calls=verifier_calls,
+        judge_requests=judge_requests,
         seconds=seconds,
     )
     if n is not None:
@@ -312,9 +317,11 @@ def _execute(
         else:
             gen, ver = load_models(cfg)
             totals = run(cfg, items, out, gen, ver, shard=(shard_index, shards), on_prompt=on_prompt)
+    spend = totals.spend
     console.print(
         f"{totals.prompts} prompts ({totals.resumed} resumed), {totals.candidates} candidates, "
-        f"{totals.spend.nfe:,} NFEs, {totals.spend.verifier_calls:,} verifier calls, {totals.spend.seconds:.1f}s → {out}"
+        f"{spend.shown('nfe')} NFEs, {spend.shown('verifier_calls')} verifier calls, "
+        f"{spend.shown('judge_requests')} judge requests, {spend.seconds:.1f}s → {out}"
     )
 
 
@@ -532,6 +539,7 @@ def sweep_cmd(
     """Run strategies x budgets x seeds, evaluate, and write score vs total compute (table + sweep.jsonl)."""
     from rich.table import Table
 
+    from ttscale.budget import Spend
     from ttscale.config import SearchConfig, resolve_device
     from ttscale.lab.prompts import SPLITS, representative_subset
     from ttscale.progress import prompt_progress
@@ -572,20 +580,27 @@ def sweep_cmd(
     table = Table(
         title=f"lab-GenEval vs compute per prompt ({generator}, {verifier}, {len(items)} prompts, seeds {seeds})"
     )
-    for col in ["strategy", "NFE budget", "NFEs", "verifier calls", "TFLOP", "seconds", "overall", "± std"]:
+    spent = ("NFEs", "verifier calls", "judge requests", "TFLOP", "seconds")
+    for col in ("strategy", "NFE budget", *spent, "overall", "± std"):
         table.add_column(col, justify="right")
     for r in summary:
+        spend = Spend.from_record(r)
         table.add_row(
             r["strategy"],
-            str(r["budget"]),
-            f"{r['nfe']:.0f}",
-            f"{r['verifier_calls']:.1f}",
-            f"{r['tflops']:.4f}",
-            f"{r['seconds']:.2f}",
+            f"{r['budget']}{'*' if r['derived'] else ''}",
+            spend.shown("nfe"),
+            spend.shown("verifier_calls", digits=1),
+            spend.shown("judge_requests", digits=1),
+            spend.shown("tflops", digits=4),
+            spend.shown("seconds", digits=2),
             f"[bold]{r['overall']:.3f}[/bold]",
             f"{r['std']:.3f}",
         )
     Console().print(table)
+    if any(r["derived"] for r in summary):
+        console.print(
+            "* derived from best-of-n's pool at its largest budget (its first n candidates), not a run of its own"
+        )
     if reached:
         for name, hit in reached["strategies"].items():
             where = (

@@ -47,7 +47,7 @@ class SearchConfig(BaseModel):
     def _unscored_needs_no_ranking(self) -> SearchConfig:
         if self.verifier == NO_VERIFIER and self.strategy != "best-of-n":
             raise ValueError(f"strategy {self.strategy} ranks by a verifier; 'none' suits best-of-n (plain sampling)")
-        if self.verifier == NO_VERIFIER and self.budget.verifier_calls is not None:
+        if self.verifier == NO_VERIFIER and (self.budget.verifier_calls, self.budget.judge_requests) != (None, None):
             raise ValueError("verifier 'none' makes no verifier calls; bound the run by n, NFEs or seconds")
         return self
 
@@ -65,7 +65,7 @@ class SearchConfig(BaseModel):
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key in ("nfe", "verifier_calls", "seconds"):
+            if key in ("nfe", "verifier_calls", "judge_requests", "seconds"):
                 data.setdefault("budget", {})[key] = value
             else:
                 data[key] = value

@@ -118,8 +118,5 @@ def _on_ray(
             raise TTScaleError(
                 f"shard {shard_index}/{workers} failed: {reason}; finished prompts are kept, the same command resumes"
             ) from None
-        totals.prompts += part.prompts
-        totals.resumed += part.resumed
-        totals.candidates += part.candidates
-        totals.spend.add(part.spend)
+        totals.add(part)
     return totals

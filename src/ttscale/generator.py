@@ -7,13 +7,14 @@ Step level (k-diffusion style): `encode` once per prompt, `noise(seeds)` per can
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
 
-from ttscale.budget import Meter
+from ttscale.budget import Meter, cost
 from ttscale.errors import TTScaleError
 
 
@@ -95,11 +96,15 @@ class MeteredGenerator:
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
 
-    def _charge(self, nfe: int) -> None:
-        self.meter.charge(nfe=nfe, generator_flops=float(getattr(self.inner, "flops_per_nfe", 0.0)) * nfe)
+    # A black-box model is charged the NFEs it states per image, which it may not really spend: an estimate.
+    sample_nfe_counted: ClassVar[bool] = False
+
+    def _charge(self, nfe: int, estimated: bool = False) -> None:
+        flops_per_nfe = float(getattr(self.inner, "flops_per_nfe", math.nan))  # a black box's are unknown
+        self.meter.charge(nfe=nfe, generator_flops=cost(flops_per_nfe, nfe), nfe_estimated=estimated)
 
     def sample(self, prompt: str, seeds: Sequence[int]) -> torch.Tensor:
-        self._charge(len(seeds) * self.inner.nfe_per_sample())
+        self._charge(len(seeds) * self.inner.nfe_per_sample(), estimated=not self.sample_nfe_counted)
         return self.inner.sample(prompt, seeds)
 
     def nfe_per_sample(self) -> int:
@@ -110,6 +115,7 @@ class MeteredStepGenerator(MeteredGenerator):
     """A metered step-level generator: every `denoise` call is charged (CFG branches included)."""
 
     inner: StepGenerator
+    sample_nfe_counted = True  # its own `sample` runs its schedule: steps x nfe_per_call, exactly
 
     def __init__(self, inner: StepGenerator, meter: Meter):
         super().__init__(inner, meter)

@@ -7,6 +7,7 @@ line, the Ray driver, a sweep, lab training's progress bars) depends on them and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ttscale.budget import Spend
 
@@ -30,3 +31,14 @@ class RunTotals:
     resumed: int = 0
     candidates: int = 0
     spend: Spend = field(default_factory=Spend)
+
+    def add(self, other: RunTotals) -> None:
+        self.prompts += other.prompts
+        self.resumed += other.resumed
+        self.candidates += other.candidates
+        self.spend.add(other.spend)
+
+    def record(self) -> dict[str, Any]:
+        """run.json's totals: the counts, then the spend (its seconds also as `search_seconds`, the older name)."""
+        counts = {"prompts": self.prompts, "resumed": self.resumed, "candidates": self.candidates}
+        return counts | self.spend.record() | {"search_seconds": self.spend.seconds}

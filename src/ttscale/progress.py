@@ -1,5 +1,8 @@
 """Live progress for long runs: prompts done, candidates, NFEs against the budget, images/s, best score, ETA.
 
+The JSON events carry the run's `Spend` record so far (judge requests, FLOPs with null for unknown, what is
+estimated); the bar writes "~" before estimated NFEs.
+
 Three modes, chosen once per process by the CLI's global options: `rich` bars on stderr (default),
 `quiet` (nothing), and `json` (one JSON object per line on stderr, for batch jobs and log collectors).
 """
@@ -17,6 +20,7 @@ from typing import Any, Literal, TypeVar, get_args
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ttscale.budget import Spend
 from ttscale.errors import TTScaleError
 from ttscale.outcome import PromptOutcome
 
@@ -55,15 +59,13 @@ class _Tally:
     fresh: int = 0
     candidates: int = 0
     fresh_candidates: int = 0
-    nfe: int = 0
-    verifier_calls: int = 0
+    spend: Spend = field(default_factory=Spend)
     best: float = -math.inf
 
     def add(self, outcome: PromptOutcome) -> None:
         self.done += 1
         self.candidates += outcome.candidates
-        self.nfe += outcome.spend.nfe
-        self.verifier_calls += outcome.spend.verifier_calls
+        self.spend.add(outcome.spend)
         if not outcome.skipped:
             self.fresh += 1
             self.fresh_candidates += outcome.candidates
@@ -82,22 +84,20 @@ class _Tally:
 
     def event(self, name: str) -> dict[str, Any]:
         eta = self.eta()
-        return {
-            "event": name,
-            "done": self.done,
-            "total": self.total,
-            "candidates": self.candidates,
-            "nfe": self.nfe,
-            "nfe_budget": self.nfe_budget,
-            "verifier_calls": self.verifier_calls,
-            "elapsed_s": round(self.elapsed(), 3),
-            "images_per_s": round(self.images_per_second(), 3),
-            "eta_s": None if eta is None else round(eta, 1),
-            "best": None if self.best == -math.inf else self.best,
-        }
+        return (
+            {"event": name, "done": self.done, "total": self.total, "candidates": self.candidates}
+            | self.spend.record()
+            | {
+                "nfe_budget": self.nfe_budget,
+                "elapsed_s": round(self.elapsed(), 3),
+                "images_per_s": round(self.images_per_second(), 3),
+                "eta_s": None if eta is None else round(eta, 1),
+                "best": None if self.best == -math.inf else self.best,
+            }
+        )
 
     def line(self) -> str:
-        nfe = f"{self.nfe:,}" + (f"/{self.nfe_budget:,}" if self.nfe_budget is not None else "")
+        nfe = self.spend.shown("nfe") + (f"/{self.nfe_budget:,}" if self.nfe_budget is not None else "")
         best = "–" if self.best == -math.inf else f"{self.best:.3f}"
         eta = self.eta()
         left = "–" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta))

@@ -102,25 +102,27 @@ def search_prompt(
             atomic_write_bytes(folder / "candidates" / f"{j:05d}.png", png)
     write_jsonl(folder / "candidates.jsonl", [c.record(j) for j, c in enumerate(result.candidates)])
     write_jsonl(folder / "rounds.jsonl", result.rounds)
-    spend_row = {
-        "strategy": config.strategy,
-        "nfe": spend.nfe,
-        "verifier_calls": spend.verifier_calls,
-        "generator_flops": spend.generator_flops,
-        "verifier_flops": spend.verifier_flops,
-        "seconds": spend.seconds,
-    }
-    atomic_write_text(folder / "spend.json", json.dumps(spend_row) + "\n")
+    atomic_write_text(folder / "spend.json", json.dumps({"strategy": config.strategy} | spend.record()) + "\n")
     write_prompt(out, index, metadata, [pngs[j] for j in kept_at])
     return PromptOutcome(index, spend, len(result.candidates), kept[0].score)
 
 
 def _with_savings(budget: Budget, saved: Spend) -> Budget:
-    """The per-prompt budget plus what earlier prompts left unspent (NFEs and verifier calls)."""
+    """The per-prompt budget plus what earlier prompts left unspent (NFEs, verifier calls and judge requests)."""
     return Budget(
-        nfe=None if budget.nfe is None else budget.nfe + saved.nfe,
-        verifier_calls=None if budget.verifier_calls is None else budget.verifier_calls + saved.verifier_calls,
+        nfe=None if budget.nfe is None else budget.nfe + int(saved.nfe),
+        verifier_calls=None if budget.verifier_calls is None else budget.verifier_calls + int(saved.verifier_calls),
+        judge_requests=None if budget.judge_requests is None else budget.judge_requests + int(saved.judge_requests),
         seconds=budget.seconds,
+    )
+
+
+def _unspent(budget: Budget, spend: Spend) -> Spend:
+    """What a prompt left of its budget; a request limit can be passed by the call that reached it, so none left."""
+    return Spend(
+        nfe=0 if budget.nfe is None else budget.nfe - spend.nfe,
+        verifier_calls=0 if budget.verifier_calls is None else budget.verifier_calls - spend.verifier_calls,
+        judge_requests=0 if budget.judge_requests is None else max(0, budget.judge_requests - spend.judge_requests),
     )
 
 
@@ -133,8 +135,7 @@ def is_finished(out: Path, index: int) -> bool:
 def finished_outcome(out: Path, index: int, skipped: bool = True) -> PromptOutcome:
     """A finished prompt read back from its folder: what it spent, its candidates and its best score."""
     folder = prompt_dir(out, index)
-    row = json.loads((folder / "spend.json").read_text())
-    spend = Spend(row["nfe"], row["verifier_calls"], row["generator_flops"], row["verifier_flops"], row["seconds"])
+    spend = Spend.from_record(json.loads((folder / "spend.json").read_text()))
     records = read_jsonl(folder / "candidates.jsonl")
     best = next((float(r["score"]) for r in records if r["rank"] == 0), float("nan"))
     return PromptOutcome(index, spend, len(records), best, skipped)
@@ -185,12 +186,7 @@ def run(
         else:
             outcome = search_prompt(config, generator, verifier, index, metadata, out, budget)
         if config.carry_over:
-            saved = Spend(
-                nfe=budget.nfe - outcome.spend.nfe if budget.nfe is not None else 0,
-                verifier_calls=budget.verifier_calls - outcome.spend.verifier_calls
-                if budget.verifier_calls is not None
-                else 0,
-            )
+            saved = _unspent(budget, outcome.spend)
         totals.prompts += 1
         totals.candidates += outcome.candidates
         totals.spend.add(outcome.spend)
@@ -199,16 +195,7 @@ def run(
     record |= {
         "finished": datetime.now(UTC).isoformat(),
         "wall_seconds": time.perf_counter() - t0,
-        "totals": {
-            "prompts": totals.prompts,
-            "resumed": totals.resumed,
-            "candidates": totals.candidates,
-            "nfe": totals.spend.nfe,
-            "verifier_calls": totals.spend.verifier_calls,
-            "generator_flops": totals.spend.generator_flops,
-            "verifier_flops": totals.spend.verifier_flops,
-            "search_seconds": totals.spend.seconds,
-        },
+        "totals": totals.record(),
     }
     atomic_write_text(run_json, json.dumps(record, indent=2) + "\n")
     return totals

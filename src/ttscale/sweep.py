@@ -3,8 +3,9 @@
 Each (strategy, budget, seed) is an ordinary resumable run in `<out>/<strategy>/nfe<budget>/seed<seed>`.
 Best-of-n is drawn once per seed at the largest budget; every smaller budget is a prefix of that
 pool (candidate j always has seed j), with a bootstrap interval from resampling the pool, so a
-sweep never regenerates what it already has. Budgets are NFEs per prompt; verifier calls and FLOPs
-are measured and reported next to them, since strategies spend verification differently.
+sweep never regenerates what it already has; those rows say `"derived": true`. Budgets are NFEs
+per prompt; verifier calls, judge requests and FLOPs are measured and reported next to them, since
+strategies spend verification differently.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ttscale.budget import Budget
+from ttscale.budget import Budget, Spend, json_float
 from ttscale.config import SearchConfig
 from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
 from ttscale.evaluation import evaluate_folder
@@ -103,16 +104,21 @@ def run_sweep(
         run(cfg, prompts, cell(out, strategy, budget, seed), generator, verifier, shard=shard, on_prompt=on_prompt)
 
 
-def _spend(folder: Path, n: int) -> dict[str, float]:
-    rows = [json.loads((prompt_dir(folder, i) / "spend.json").read_text()) for i in range(n)]
-    keys = ("nfe", "verifier_calls", "generator_flops", "verifier_flops", "seconds")
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+def _spend(folder: Path, n: int) -> Spend:
+    """What a run's first n prompts spent in all."""
+    return Spend.total(
+        Spend.from_record(json.loads((prompt_dir(folder, i) / "spend.json").read_text())) for i in range(n)
+    )
 
 
 def collect(
     spec: SweepSpec, prompts: list[dict[str, Any]], out: Path, nfe_per_sample: int, *, evaluator: Evaluator
 ) -> list[dict[str, Any]]:
-    """Evaluate every cell; one row per (strategy, budget, seed) with score, per-task scores and spend per prompt."""
+    """Evaluate every cell; one row per (strategy, budget, seed) with score, per-task scores and spend per prompt.
+
+    Best-of-n's rows below its largest budget are `derived`: prefixes of that one pool, with its spend in
+    proportion (its first n of N candidates), not runs of their own.
+    """
     rows: list[dict[str, Any]] = []
     top = spec.best_of_n_budgets[-1]
     for seed in spec.seeds:
@@ -125,7 +131,6 @@ def collect(
                 per_n = top // nfe_per_sample
                 boot = {r["n"]: r for r in bootstrap_curve(pool, ns, draws=200, seed=seed)}
                 for b, curve in zip(spec.best_of_n_budgets, exact_prefix_curve(pool, ns), strict=True):
-                    share = curve["n"] / per_n
                     rows.append(
                         {
                             "strategy": strategy,
@@ -135,7 +140,8 @@ def collect(
                             "tasks": curve["tasks"],
                         }
                         | {"oracle": curve["oracle"], "ci": [boot[curve["n"]]["low"], boot[curve["n"]]["high"]]}
-                        | {k: v * share for k, v in spend.items()}
+                        | spend.record(per=len(prompts) * per_n / curve["n"])
+                        | {"derived": b != top}
                     )
                 continue
             for b in spec.budgets:
@@ -148,18 +154,23 @@ def collect(
                     "overall": summary["overall"],
                     "tasks": summary["tasks"],
                 }
-                rows.append(row | _spend(folder, len(prompts)))
+                rows.append(row | _spend(folder, len(prompts)).record(per=len(prompts)) | {"derived": False})
     return rows
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt."""
+    """Mean and spread (std over seeds) per (strategy, budget), with mean compute per prompt (TFLOPs null if unknown).
+
+    A cell is `derived` when its rows are (best-of-n's smaller budgets); rows of sweeps before this was recorded
+    count as measured.
+    """
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["strategy"], r["budget"]), []).append(r)
     out = []
     for (strategy, budget), rs in groups.items():
         scores = [r["overall"] for r in rs]
+        spend = Spend.total(Spend.from_record(r) for r in rs)
         out.append(
             {
                 "strategy": strategy,
@@ -168,11 +179,9 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "overall": float(np.mean(scores)),
                 "std": float(np.std(scores)),
                 "tasks": {t: float(np.mean([r["tasks"][t] for r in rs])) for t in TASKS if t in rs[0]["tasks"]},
-                "nfe": float(np.mean([r["nfe"] for r in rs])),
-                "verifier_calls": float(np.mean([r["verifier_calls"] for r in rs])),
-                "tflops": float(np.mean([r["generator_flops"] + r["verifier_flops"] for r in rs])) / 1e12,
-                "seconds": float(np.mean([r["seconds"] for r in rs])),
             }
+            | spend.record(per=len(rs))
+            | {"tflops": json_float(spend.flops / len(rs) / 1e12), "derived": any(r.get("derived", False) for r in rs)}
         )
     return out
 

@@ -1,7 +1,9 @@
 """Verifiers: `score(images, prompts) -> {metric: tensor}`, higher is better, batched.
 
 A verifier declares its metrics (the first is the default ranking metric) and its cost, so a run
-can count verifier calls and FLOPs next to the generator's NFEs.
+can count verifier calls, judge requests and FLOPs next to the generator's NFEs. `flops_per_image`
+is NaN where unknown (a model behind an API). A judge that does not ask one request per image (an API
+judge retrying, a pairwise tournament) also keeps a running count, `requests` (`CountsRequests`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ttscale.budget import Meter
+from ttscale.budget import Meter, cost
 
 
 @runtime_checkable
@@ -23,8 +25,27 @@ class Verifier(Protocol):
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]: ...
 
 
+@runtime_checkable
+class CountsRequests(Protocol):
+    """Optional beside `Verifier`: the judge requests made so far, for a verifier that knows them better than
+    "one per image" (see `budget.Spend` for what one is). Read before and after each call, so sharing is fine."""
+
+    @property
+    def requests(self) -> int: ...
+
+
+def score_counting(
+    verifier: Verifier, images: torch.Tensor, prompts: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The verifier's scores and the judge requests they took: its own count where it keeps one, else one per image."""
+    counter = verifier if isinstance(verifier, CountsRequests) else None
+    before = 0 if counter is None else counter.requests
+    scores = verifier.score(images, prompts)
+    return scores, images.shape[0] if counter is None else counter.requests - before
+
+
 class MeteredVerifier:
-    """Charges a Meter for every image scored."""
+    """Charges a Meter for every image scored and every request its judge makes."""
 
     def __init__(self, inner: Verifier, meter: Meter):
         self.inner, self.meter = inner, meter
@@ -36,8 +57,10 @@ class MeteredVerifier:
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         n = images.shape[0]
-        self.meter.charge(verifier_calls=n, verifier_flops=self.flops_per_image * n)
-        return self.inner.score(images, prompts)
+        self.meter.charge(verifier_calls=n, verifier_flops=cost(self.flops_per_image, n))
+        scores, requests = score_counting(self.inner, images, prompts)
+        self.meter.count_requests(requests)
+        return scores
 
 
 def scores_for(

@@ -87,7 +87,7 @@ def image_src(image: Path, page_dir: Path, embed: bool) -> str:
     return "/".join(quote(part) for part in rel.parts)
 
 
-def _num(value: float, digits: int = 3) -> str:
+def _num(value: float | None, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
@@ -116,9 +116,9 @@ def _card(card: Card, page_dir: Path, embed: bool) -> dict[str, Any]:
 def _prompt(p: PromptView, page_dir: Path, embed: bool) -> dict[str, Any]:
     spend = f"{len(p.cards)} candidates"
     if p.spend is not None:
-        spend += (
-            f" · {p.spend['nfe']:,} NFEs · {p.spend['verifier_calls']:,} verifier calls · {p.spend['seconds']:.2f} s"
-        )
+        spent = p.spend
+        spend += f" · {spent.shown('nfe')} NFEs · {spent.shown('verifier_calls')} verifier calls"
+        spend += f" · {spent.shown('judge_requests')} judge requests · {spent.seconds:.2f} s"
     return {
         "id": f"{p.index:05d}",
         "index": p.index,
@@ -168,16 +168,18 @@ def score_rows(view: RunView) -> dict[str, Any] | None:
 
 
 def compute_rows(view: RunView) -> list[dict[str, str]]:
+    """Totals and means per prompt; unknown FLOPs say "unknown", estimates start with "~"."""
     spend = view.spend_totals()
     n = max(len(view.prompts), 1)
     totals = view.record.get("totals", {})
     rows = [
         ("prompts", f"{len(view.prompts):,}", ""),
         ("candidates", f"{view.candidates:,}", _num(view.candidates / n, 1)),
-        ("NFEs", f"{spend['nfe']:,.0f}", _num(spend["nfe"] / n, 1)),
-        ("verifier calls", f"{spend['verifier_calls']:,.0f}", _num(spend["verifier_calls"] / n, 1)),
-        ("TFLOP", _num((spend["generator_flops"] + spend["verifier_flops"]) / 1e12, 4), ""),
-        ("search seconds", _num(spend["seconds"], 1), _num(spend["seconds"] / n, 3)),
+        ("NFEs", spend.shown("nfe"), spend.shown("nfe", n, 1)),
+        ("verifier calls", spend.shown("verifier_calls"), spend.shown("verifier_calls", n, 1)),
+        ("judge requests", spend.shown("judge_requests"), spend.shown("judge_requests", n, 1)),
+        ("TFLOP", spend.shown("tflops", digits=4), ""),
+        ("search seconds", spend.shown("seconds", digits=1), spend.shown("seconds", n, 3)),
     ]
     if "wall_seconds" in view.record:
         rows.append(("wall seconds", _num(view.record["wall_seconds"], 1), ""))
@@ -199,9 +201,9 @@ def run_row(view: RunView, name: str, href: str) -> dict[str, Any]:
         "verifier": cfg.get("verifier", "?"),
         "prompts": len(view.prompts),
         "candidates": f"{view.candidates:,}",
-        "nfe": _num(spend["nfe"] / n, 0),
-        "verifier_calls": _num(spend["verifier_calls"] / n, 1),
-        "seconds": _num(spend["seconds"] / n, 2),
+        "nfe": spend.shown("nfe", n),
+        "verifier_calls": spend.shown("verifier_calls", n, 1),
+        "seconds": spend.shown("seconds", n, 2),
         "overall": _num(summary["overall"]) if summary else "–",
         "tasks": {t: _num(v) for t, v in summary.get("tasks", {}).items()},
     }
@@ -249,10 +251,11 @@ def sweep_page(view: SweepView, name: str, pages: list[Page], figs: list[Figure]
     cells = [
         {
             "strategy": c["strategy"],
-            "budget": c["budget"],
-            "nfe": _num(c["nfe"], 0),
+            "budget": f"{c['budget']}{'*' if c.get('derived') else ''}",
+            "nfe": ("~" if "nfe" in c.get("estimated", ()) else "") + _num(c["nfe"], 0),
             "verifier_calls": _num(c["verifier_calls"], 1),
-            "tflops": _num(c["tflops"], 4),
+            "judge_requests": _num(c.get("judge_requests"), 1),  # sweeps before it was counted: –
+            "tflops": "unknown" if c["tflops"] is None else _num(c["tflops"], 4),
             "seconds": _num(c["seconds"], 2),
             "overall": _num(c["overall"]),
             "std": _num(c["std"]),
@@ -277,6 +280,7 @@ def sweep_page(view: SweepView, name: str, pages: list[Page], figs: list[Figure]
         seeds=len({r["seed"] for r in view.rows}),
         figs=figs,
         cells=cells,
+        derived=any(c.get("derived") for c in view.cells),
         reach=reach,
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ttscale.budget import Spend
 from ttscale.curves import Pool, pool_from_folder
 from ttscale.errors import TTScaleError
 from ttscale.evaluator import Evaluator
@@ -46,7 +47,7 @@ class PromptView:
     index: int
     metadata: dict[str, Any]
     cards: list[Card]
-    spend: dict[str, Any] | None
+    spend: Spend | None
 
     @property
     def tag(self) -> str:
@@ -85,11 +86,13 @@ class RunView:
     def strategy(self) -> str:
         return str(self.config.get("strategy", "?"))
 
-    def spend_totals(self) -> dict[str, float]:
+    def spend_totals(self) -> Spend:
         """Compute spent over every prompt, from the prompts' spend.json (complete across shards and resumes)."""
-        keys = ("nfe", "verifier_calls", "generator_flops", "verifier_flops", "seconds")
-        rows = [p.spend for p in self.prompts if p.spend is not None]
-        return {k: float(sum(r.get(k, 0) for r in rows)) for k in keys} | {"prompts_with_spend": float(len(rows))}
+        return Spend.total(p.spend for p in self.prompts if p.spend is not None)
+
+    @property
+    def prompts_with_spend(self) -> int:
+        return sum(p.spend is not None for p in self.prompts)
 
     @property
     def candidates(self) -> int:
@@ -119,10 +122,17 @@ def read_record(out: Path) -> dict[str, Any]:
     merged = dict(records[0])
     totals = [r["totals"] for r in records if "totals" in r]
     if totals:
-        merged["totals"] = {k: sum(t[k] for t in totals) for k in totals[0]}
+        merged["totals"] = {k: _sum([t[k] for t in totals]) for k in totals[0]}
         merged["wall_seconds"] = max(r.get("wall_seconds", 0.0) for r in records)
     merged["shards"] = len(records)
     return merged
+
+
+def _sum(values: list[Any]) -> Any:
+    """The shards' values of one total: numbers added (null, unknown, if any is), lists (what is estimated) joined."""
+    if any(isinstance(v, list) for v in values):
+        return sorted({x for v in values for x in v})
+    return None if any(v is None for v in values) else sum(values)
 
 
 def _prompt_folders(out: Path) -> list[Path]:
@@ -196,7 +206,8 @@ def load_run(out: Path, *, judge: Evaluator | None = None) -> RunView:
         for card in cards:
             if card.kept and (index, card.rank) in kept:
                 card.verdict, card.reason = kept[(index, card.rank)]
-        spend = json.loads((folder / "spend.json").read_text()) if (folder / "spend.json").is_file() else None
+        spend_json = folder / "spend.json"
+        spend = Spend.from_record(json.loads(spend_json.read_text())) if spend_json.is_file() else None
         prompts.append(PromptView(index, metadata, cards, spend))
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else None
     curve = json.loads((out / "curve.json").read_text()) if (out / "curve.json").is_file() else None

@@ -43,7 +43,7 @@ def run_summary(out: Path) -> Group:
             style = "bold" if row["total"] else None
             table.add_row(row["task"], row["kept"], str(row["images"]), style=style)
         parts.append(table)
-    if not view.spend_totals()["prompts_with_spend"]:
+    if not view.prompts_with_spend:
         return Group(*parts)
     compute = Table(title="compute spent")
     for col in ("", "total", "per prompt"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import random
 import threading
@@ -272,7 +273,7 @@ class ApiCaller:
 class RubricJudge:
     """A Verifier asking an API model for tt-scale-flux's rubric; ranks by `choice_of_metric`."""
 
-    flops_per_image = 0.0  # computed remotely; `caller.requests` counts what it costs
+    flops_per_image = math.nan  # computed remotely: unknown; `requests` counts what it costs
 
     def __init__(self, caller: ApiCaller, *, choice_of_metric: str = "overall_score", system: str = RUBRIC_SYSTEM):
         if choice_of_metric not in RUBRIC:
@@ -294,6 +295,11 @@ class RubricJudge:
     @property
     def failures(self) -> list[Failure]:
         return self.caller.failures
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, retries included (one image per request)."""
+        return self.caller.requests
 
     def _request(self, png: bytes, prompt: str) -> Callable[[], dict[str, Score]]:
         text = f'Prompt: "{prompt}"\nRate the attached image generated for this prompt.'

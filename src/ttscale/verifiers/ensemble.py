@@ -19,7 +19,7 @@ import torch
 from scipy.stats import rankdata
 
 from ttscale.errors import TTScaleError
-from ttscale.verifier import Verifier
+from ttscale.verifier import Verifier, score_counting
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,15 @@ class Ensemble:
             *dict.fromkeys(f"{m.verifier.name}/{metric}" for m in members for metric in m.verifier.metrics),
         )
         self.flops_per_image = sum(m.verifier.flops_per_image for m in {id(m.verifier): m for m in members}.values())
+        self.requests = 0  # every member's judge requests: two local members ask two per image
 
     def score(self, images: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         results: dict[int, dict[str, torch.Tensor]] = {}
         for m in self.members:  # a verifier named twice (e.g. for two of its metrics) scores once
             if id(m.verifier) not in results:
-                results[id(m.verifier)] = {k: v.float().cpu() for k, v in m.verifier.score(images, prompts).items()}
+                scores, made = score_counting(m.verifier, images, prompts)
+                self.requests += made
+                results[id(m.verifier)] = {k: v.float().cpu() for k, v in scores.items()}
         chosen = [results[id(m.verifier)][m.key] for m in self.members]
         if self.mode == "rank_mean":
             head = torch.stack([batch_ranks(v) for v in chosen]).mean(0)

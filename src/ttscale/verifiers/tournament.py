@@ -12,8 +12,9 @@ Two formats, as a Verifier whose scores rank the images of one `score` call:
 - `round-robin`: every pair plays; the score is the mean p(beats) over all opponents (a Borda
   count). Cost: n (n - 1) judge calls, 240 for n = 16.
 Scores compare only within one call: search with `batch_size` >= n, or re-pick a saved pool with
-`ttscale pick`, so that all candidates of a prompt meet. The runner meters one verifier call per
-image; `comparisons` counts the judge calls actually made.
+`ttscale pick`, so that all candidates of a prompt meet. The meter charges one verifier call per
+image, and as judge requests what the judge really asked: its own count where it keeps one
+(`requests`, an API judge's retries included), else one per ordered comparison (`comparisons`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PAIRWISE_SYSTEM = (
 
 
 class PairwiseJudge(Protocol):
+    """Says which of two images is better. One that knows its real requests (retries) also keeps `requests`."""
+
     name: str
 
     def prefer(self, images: torch.Tensor, prompt: str, pairs: Sequence[Pair]) -> dict[Pair, float]:
@@ -62,6 +65,11 @@ class ApiPairwiseJudge:
     @property
     def failures(self) -> list[Failure]:
         return self.caller.failures
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far, retries included (one ordered pair per request)."""
+        return self.caller.requests
 
     def _request(self, pngs: dict[int, bytes], prompt: str, pair: Pair) -> Callable[[], float]:
         text = f'Prompt: "{prompt}"\nWhich of the two attached images matches this prompt better?'
@@ -99,7 +107,7 @@ def both_orders(verdicts: dict[Pair, float], a: int, b: int) -> float:
 class Tournament:
     """A Verifier from a pairwise judge: knockout (rounds survived) or round-robin (mean win rate)."""
 
-    flops_per_image = 0.0  # the judge's own cost is in `comparisons`
+    flops_per_image = math.nan  # unknown: the judge's cost is per comparison (`requests`), not per image
 
     def __init__(self, judge: PairwiseJudge, mode: Mode = "knockout"):
         if mode not in ("knockout", "round-robin"):
@@ -108,6 +116,11 @@ class Tournament:
         self.name = f"{mode}:{judge.name}"
         self.metrics: tuple[str, ...] = ("rounds_survived",) if mode == "knockout" else ("win_rate",)
         self.comparisons = 0
+
+    @property
+    def requests(self) -> int:
+        """Judge requests so far: the judge's own count where it keeps one, else the comparisons asked."""
+        return int(getattr(self.judge, "requests", self.comparisons))
 
     def _play(self, images: torch.Tensor, prompt: str, matches: Sequence[Pair]) -> dict[Pair, float]:
         ordered = [p for a, b in matches for p in ((a, b), (b, a))]
