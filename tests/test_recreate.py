@@ -139,6 +139,21 @@ def test_at_larger_batches_recreation_is_exact_up_to_the_kernels_rounding(strate
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
+def test_a_sharded_runs_candidates_recreate_from_the_shards_records(tmp_path: Path) -> None:
+    """Shards write run.shard{i}of{n}.json instead of run.json; the particle noise of prompt 1 (written by
+    shard 1) depends on its prompt index, which the folder gives."""
+    params = PARAMS["particle-filter"]
+    cfg = SearchConfig(strategy="particle-filter", params=params, steps=STEPS, seed=RUN_SEED, batch_size=1)
+    for shard in range(2):
+        run(cfg, PROMPTS, tmp_path, generator(), verifier(), shard=(shard, 2))
+    assert not (tmp_path / "run.json").exists()
+    for prompt_index in range(2):
+        for stored, again in stored_and_recreated(tmp_path, prompt_index, generator()):
+            assert np.array_equal(stored, again)
+    with pytest.raises(TTScaleError, match=r"has no run\.json"):
+        recreate_candidate(tmp_path / "00000", 0, 0, generator())
+
+
 def test_a_path_another_strategy_wrote_is_refused() -> None:
     """A record whose path does not fit the run's strategy cannot be re-created, and silence would be wrong."""
     record = {"index": 0, "seed": 3, "path": [["branch", 1, 7]]}
