@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
 
+from ttscale.cli import app
 from ttscale.lab.prompts import prompt_suite
 
 
@@ -108,20 +112,43 @@ def test_unknown_split_and_strategy_are_one_line_errors(tmp_path: Path) -> None:
     assert_one_line_error(proc, "unknown strategy 'magic'")
 
 
-def test_every_command_has_help() -> None:
-    for args in (
-        ["--help"],
-        ["lab", "--help"],
-        ["lab", "render", "--help"],
-        ["lab", "prompts", "--help"],
-        ["evaluate", "--help"],
-        ["search", "--help"],
-        ["generate", "--help"],
-        ["pick", "--help"],
-        ["demo", "--help"],
-    ):
-        proc = ttscale(*args)
-        assert proc.returncode == 0 and "Usage" in proc.stdout, args
+def _command_paths(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group under `command`, as the words that invoke it (the app itself: ())."""
+    subcommands = command.commands.values() if isinstance(command, TyperGroup) else []
+    return [path, *(p for sub in subcommands for p in _command_paths(sub, (*path, str(sub.name))))]
+
+
+COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_the_command_walk_finds_every_registered_command_and_group() -> None:
+    """The help test below covers what this walk finds, so the walk must see what the app registers."""
+    top = {info.name or typer.main.get_command_name(info.callback.__name__) for info in app.registered_commands}
+    groups = {info.name for info in app.registered_groups}
+    assert {p[0] for p in COMMANDS if len(p) == 1} == top | groups
+    assert {("lab", "render"), ("lab", "prompts"), ("lab", "train-generator"), ("lab", "train-verifiers")} <= set(
+        COMMANDS
+    )
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda words: " ".join(words) or "ttscale")
+def test_every_command_has_help(words: tuple[str, ...]) -> None:
+    """`--help` on every command and group: a new command is covered without touching this test."""
+    result = CliRunner().invoke(app, [*words, "--help"], prog_name="ttscale")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: ttscale {' '.join(words)}".rstrip() in " ".join(result.output.split())
+
+
+def test_carry_over_is_refused_with_shards_or_workers(tmp_path: Path) -> None:
+    """carry_over hands unspent budget from prompt to prompt in order, which a split run cannot do the same way;
+    the refusal comes before Ray starts or a model loads, so it writes nothing."""
+    config = tmp_path / "carry.json"
+    config.write_text(json.dumps({"carry_over": True, "strategy": "adaptive", "budget": {"nfe": 400}}))
+    for split in (["--shard", "1/2"], ["--workers", "2"]):
+        proc = ttscale("search", "--config", str(config), "--out", str(tmp_path / "o"), *split)
+        assert_one_line_error(proc, "carry_over hands each prompt's unspent budget to the next")
+        assert proc.returncode == 2
+    assert not (tmp_path / "o").exists()
 
 
 def test_generate_makes_searchs_first_candidates_unscored_and_pick_ranks_them_later(
@@ -148,10 +175,15 @@ def test_generate_makes_searchs_first_candidates_unscored_and_pick_ranks_them_la
         ]
         assert all(r["scores"] == {} and r["kept"] for r in records)
         assert json.loads((gen / "spend.json").read_text())["verifier_calls"] == 0
+    assert ttscale("evaluate", str(tmp_path / "gen")).returncode == 0
+    assert json.loads((tmp_path / "gen" / "summary.json").read_text())["n_images"] == 2 * 3
     picked = ttscale(
         "pick", str(tmp_path / "gen"), "--verifier", str(tiny_models["visa"]), "--k", "1", "--device", "cpu"
     )
     assert picked.returncode == 0, picked.stderr
+    # the evaluation of the three images kept before is redone on the one kept now
+    assert "re-evaluated the new kept images with the lab evaluator" in picked.stderr
+    assert json.loads((tmp_path / "gen" / "summary.json").read_text())["n_images"] == 2
     assert [p.name for p in (tmp_path / "gen" / "00000" / "samples").iterdir()] == ["00000.png"]
     first_searched = json.loads((tmp_path / "bon" / "00000" / "candidates.jsonl").read_text().splitlines()[0])
     first_picked = json.loads((tmp_path / "gen" / "00000" / "candidates.jsonl").read_text().splitlines()[0])

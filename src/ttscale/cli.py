@@ -302,9 +302,10 @@ def _execute(
     """Run a search config over the prompts: in this process (one shard of them), or as Ray workers."""
     from ttscale.progress import prompt_progress
     from ttscale.registry import load_models
-    from ttscale.runner import run
+    from ttscale.runner import check_split, run
 
     shard_index, shards = shard
+    check_split(cfg, max(shards, workers))  # before Ray starts or a model loads
     cluster = _cluster(workers, ray_address, gpus_per_worker, shards)
     total = len(range(shard_index, len(items), shards))
     nfe_budget = None if cfg.budget.nfe is None else cfg.budget.nfe * total
@@ -421,15 +422,27 @@ def pick_cmd(
     metric: Annotated[str | None, typer.Option(help="Verifier metric to rank by.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda … or auto.")] = "auto",
 ) -> None:
-    """Re-select the kept images from saved candidates with another verifier or k, generating nothing."""
+    """Re-select the kept images from saved candidates with another verifier or k, generating nothing.
+
+    The folder's evaluation judged the old kept images: a lab one is redone, any other removed (rerun `evaluate`).
+    """
     from ttscale.config import resolve_device
     from ttscale.pick import pick
-    from ttscale.registry import load_verifier
+    from ttscale.registry import load_evaluator, load_verifier
 
     if k < 1:
         raise TTScaleError("--k must be at least 1")
-    done = pick(out, load_verifier(verifier, device=resolve_device(device)), k, metric)
-    console.print(f"re-picked {done} prompts with {verifier} (k={k})")
+    judge = load_verifier(verifier, device=resolve_device(device))
+    done = pick(out, judge, k, metric, reevaluate=load_evaluator("lab"))
+    console.print(f"re-picked {done.prompts} prompts with {verifier} (k={k})")
+    if done.evaluation == "re-evaluated":
+        console.print(f"re-evaluated the new kept images with the {done.evaluator} evaluator: `ttscale summary {out}`")
+    elif done.evaluation == "removed":
+        console.print(
+            f"removed results.jsonl and summary.json, which judged the old kept images: run `ttscale evaluate {out}` "
+            "again",
+            highlight=False,
+        )
 
 
 @app.command("demo")

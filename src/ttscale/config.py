@@ -40,7 +40,9 @@ class SearchConfig(BaseModel):
     device: str = "auto"
     save_candidates: bool = True
     carry_over: bool = Field(
-        False, description="add each prompt's unspent budget to the next prompt's (adaptive search); order-dependent"
+        False,
+        description="add each prompt's unspent budget to the next prompt's (adaptive search); order-dependent, so "
+        "refused with --shard or --workers",
     )
 
     @model_validator(mode="after")

@@ -4,10 +4,14 @@
 out/run.json
 out/00000/metadata.jsonl            the prompt's GenEval line
 out/00000/samples/00000.png         the kept images (what GenEval evaluates)
-out/00000/candidates.jsonl          every candidate: seed, nfe, scores, rank, kept
+out/00000/candidates.jsonl          every candidate: index, seed, path, nfe, scores, rank, kept
 out/00000/candidates/00000.png      every candidate's image (optional)
 out/results.jsonl, summary.json     the evaluator's output
 ```
+
+A candidate is re-created (`ttscale.recreate`) from its `seed` alone for best-of-n, random-search, rounds,
+adaptive and early-pruning; zero-order, search-over-paths and particle-filter need its `path` too, and the
+particle filter also its `index` (its particle slot) and the number of lines (its particle count).
 """
 
 from __future__ import annotations

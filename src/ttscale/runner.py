@@ -126,6 +126,16 @@ def _unspent(budget: Budget, spend: Spend) -> Spend:
     )
 
 
+def check_split(config: SearchConfig, parts: int) -> None:
+    """Refuse `carry_over` on a run split into `parts` shards or workers: each would restart the savings at its
+    own first prompt, so the folder would depend on the split (shards must write what one process writes)."""
+    if config.carry_over and parts > 1:
+        raise TTScaleError(
+            "carry_over hands each prompt's unspent budget to the next, so every prompt must run in one process "
+            "in order: leave out --shard and --workers, or set carry_over to false"
+        )
+
+
 def is_finished(out: Path, index: int) -> bool:
     """A prompt's folder is complete once its metadata.jsonl is written (last) and its spend recorded."""
     folder = prompt_dir(out, index)
@@ -155,6 +165,7 @@ def run(
     shard_index, shards = shard
     if not 0 <= shard_index < shards:
         raise TTScaleError(f"shard {shard_index}/{shards}: the index must be in 0..{shards - 1}")
+    check_split(config, shards)
     out.mkdir(parents=True, exist_ok=True)
     run_json = out / "run.json" if shards == 1 else out / f"run.shard{shard_index}of{shards}.json"
     previous = json.loads(run_json.read_text()) if run_json.is_file() else None

@@ -1,7 +1,7 @@
 """Per-candidate seeds: derived from (run seed, prompt index, candidate index) alone.
 
 So a candidate's noise never depends on batch size, sharding, GPU count or which strategy ran
-before it, and any candidate can be re-created from the number stored in candidates.jsonl.
+before it, and any candidate can be re-created from its seed and path in candidates.jsonl (`ttscale.recreate`).
 """
 
 from __future__ import annotations
