@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from ttscale.errors import TTScaleError
@@ -45,9 +44,3 @@ def load_run_verifier(name: str, *, device: str = "cpu") -> Verifier | None:
     from ttscale.config import NO_VERIFIER
 
     return None if name == NO_VERIFIER else load_verifier(name, device=device)
-
-
-@lru_cache(maxsize=8)
-def shared_verifier(name: str, device: str = "cpu") -> Verifier:
-    """A verifier loaded once per process, for strategies that consult a second one on every prompt."""
-    return load_verifier(name, device=device)

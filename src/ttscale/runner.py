@@ -22,7 +22,7 @@ import torch
 from ttscale import __version__
 from ttscale.budget import Budget, Meter, Spend
 from ttscale.candidate import rank_and_keep
-from ttscale.config import SearchConfig
+from ttscale.config import SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
 from ttscale.folder import (
     atomic_write_bytes,
@@ -34,7 +34,8 @@ from ttscale.folder import (
     write_prompt,
 )
 from ttscale.generator import Generator, to_uint8
-from ttscale.search import Search
+from ttscale.loading import load_verifier
+from ttscale.search import Search, StrategyParams
 from ttscale.strategies import get_strategy
 from ttscale.verifier import Verifier
 
@@ -86,20 +87,25 @@ def search_prompt(
     metadata: dict[str, Any],
     out: Path,
     budget: Budget | None = None,
+    judges: dict[str, Verifier] | None = None,
 ) -> PromptOutcome:
-    """Run the strategy on one prompt and write its folder (candidates first, metadata.jsonl last)."""
+    """Run the strategy on one prompt and write its folder (candidates first, metadata.jsonl last).
+
+    `judges` are the extra verifiers the strategy's parameters name (`load_judges`), metered by this prompt.
+    """
     meter = Meter(budget or config.budget)
     search = Search.metered(
         generator,
         verifier,
         meter,
         metadata["prompt"],
+        judges=judges,
         prompt_index=index,
         run_seed=config.seed,
         metric=config.metric,
         batch_size=config.batch_size,
     )
-    result = get_strategy(config.strategy)(search, **config.params)
+    result = get_strategy(config.strategy).run(search, config.params)
     if not result.candidates:
         raise TTScaleError(
             f"prompt {index}: the budget allowed no complete candidate; one costs {generator.nfe_per_sample()} NFEs "
@@ -118,7 +124,7 @@ def search_prompt(
         for j, png in pngs.items():
             atomic_write_bytes(folder / "candidates" / f"{j:05d}.png", png)
     write_jsonl(folder / "candidates.jsonl", [c.record(j) for j, c in enumerate(result.candidates)])
-    write_jsonl(folder / "rounds.jsonl", result.rounds)
+    write_jsonl(folder / "rounds.jsonl", [r.line() for r in result.rounds])
     spend_row = {
         "strategy": config.strategy,
         "nfe": spend.nfe,
@@ -130,6 +136,12 @@ def search_prompt(
     atomic_write_text(folder / "spend.json", json.dumps(spend_row) + "\n")
     write_prompt(out, index, metadata, [pngs[j] for j in kept_at])
     return PromptOutcome(index, spend, len(result.candidates), kept[0].score)
+
+
+def load_judges(params: StrategyParams, device: str) -> dict[str, Verifier]:
+    """The extra judges a strategy's parameters name (rounds' `confirm`, early pruning's `cheap_verifier`),
+    loaded once for a run, on its device, so that strategies receive objects and never parse a name."""
+    return {role: load_verifier(name, device=device) for role in params.judges if (name := getattr(params, role))}
 
 
 def _with_savings(budget: Budget, saved: Spend) -> Budget:
@@ -166,8 +178,12 @@ def run(
     *,
     shard: tuple[int, int] = (0, 1),
     on_prompt: Callable[[PromptOutcome], None] | None = None,
+    judges: dict[str, Verifier] | None = None,
 ) -> RunTotals:
-    """Search every prompt of this shard into `out`; prompts already complete there are skipped."""
+    """Search every prompt of this shard into `out`; prompts already complete there are skipped.
+
+    The strategy's extra judges are loaded here (`load_judges`) unless given.
+    """
     shard_index, shards = shard
     if not 0 <= shard_index < shards:
         raise TTScaleError(f"shard {shard_index}/{shards}: the index must be in 0..{shards - 1}")
@@ -189,6 +205,8 @@ def run(
         "shard": [shard_index, shards],
     }
     atomic_write_text(run_json, json.dumps(record, indent=2) + "\n")
+    if judges is None:
+        judges = load_judges(config.params, resolve_device(config.device))
     totals = RunTotals()
     t0 = time.perf_counter()
     saved = Spend()  # unspent budget carried to the next prompt (config.carry_over)
@@ -200,7 +218,7 @@ def run(
             outcome = finished_outcome(out, index)
             totals.resumed += 1
         else:
-            outcome = search_prompt(config, generator, verifier, index, metadata, out, budget)
+            outcome = search_prompt(config, generator, verifier, index, metadata, out, budget, judges)
         if config.carry_over:
             saved = Spend(
                 nfe=budget.nfe - outcome.spend.nfe if budget.nfe is not None else 0,
