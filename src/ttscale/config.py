@@ -126,7 +126,7 @@ def _one_line(error: ErrorDetails) -> str:
     """A validation error as `field: what is wrong`; a strategy parameter's names the ones it takes."""
     loc = [str(p) for p in error["loc"]]
     message = error["msg"].removeprefix("Value error, ")  # a validator's own sentence
-    if len(loc) > 2 and loc[0] == "params" and loc[1] in STRATEGIES:  # the union's tag sits in the path
+    if len(loc) >= 2 and loc[0] == "params" and loc[1] in STRATEGIES:  # the union's tag sits in the path
         name, loc = loc[1], ["params", *loc[2:]]
         takes = ", ".join(STRATEGIES[name].params.parameters())
         if error["type"] == "extra_forbidden":

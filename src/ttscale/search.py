@@ -98,7 +98,7 @@ class Search:
     metric: str | None = None
     batch_size: int = 64
     judges: dict[str, Verifier] = field(default_factory=dict)  # extra judges by parameter (rounds' "confirm" …)
-    _cond: Any = field(default=None, init=False, repr=False)  # the prompt's encoding, made once
+    _cond: Any = field(default=None, init=False, repr=False, compare=False)  # the prompt's encoding, made once
 
     @classmethod
     def metered(
@@ -212,13 +212,12 @@ class Search:
         return self._batches(len(seeds), nfe_each, make)
 
     def trajectories(
-        self,
-        gen: StepGenerator,
-        seeds: Sequence[int],
-        noise: torch.Tensor | None = None,
-        paths: Sequence[TrajectoryPath] | None = None,
+        self, seeds: Sequence[int], noise: torch.Tensor | None = None, paths: Sequence[TrajectoryPath] | None = None
     ) -> Trajectories:
-        """Fresh trajectories of this prompt from these seeds' noises (or from `noise`, with the paths to it)."""
+        """Fresh trajectories of this prompt (metered) from these seeds' noises, or from `noise` with its paths."""
+        gen = self.generator
+        if not isinstance(gen, StepGenerator):
+            raise TTScaleError(f"{gen.name!r} is black-box: trajectories need step access (encode/noise/denoise)")
         if self._cond is None:
             self._cond = gen.encode(self.prompt)
         return Trajectories.start(gen, self._cond, seeds, self.batch_size, noise, paths)

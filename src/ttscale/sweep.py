@@ -20,6 +20,7 @@ import numpy as np
 from ttscale.budget import Budget
 from ttscale.config import SearchConfig
 from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
+from ttscale.errors import TTScaleError
 from ttscale.evaluation import evaluate_folder
 from ttscale.folder import atomic_write_text, prompt_dir
 from ttscale.generator import Generator
@@ -66,6 +67,10 @@ def cell(out: Path, strategy: str, budget: int, seed: int) -> Path:
 def cell_config(spec: SweepSpec, strategy: str, budget: int, seed: int, nfe_per_sample: int) -> SearchConfig:
     params: StrategyParams
     if strategy == "best-of-n":
+        if budget < nfe_per_sample:
+            raise TTScaleError(
+                f"a budget of {budget} NFEs pays for no sample of best-of-n ({nfe_per_sample} NFEs each)"
+            )
         params, limit = best_of_n.Params(n=budget // nfe_per_sample), Budget()
     else:
         params, limit = SWEEP_PARAMS[strategy](budget, nfe_per_sample), Budget(nfe=budget)

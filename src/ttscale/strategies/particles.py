@@ -75,7 +75,7 @@ def particle_filter(search: Search, params: Params = Params()) -> SearchResult:
     count = search.most(params.particles, lambda p: _cost(p, steps * gen.nfe_per_call, len(checks)))
     if count == 0:
         return SearchResult([])
-    t = search.trajectories(gen, [search.seed(k) for k in range(count)])
+    t = search.trajectories([search.seed(k) for k in range(count)])
     log_w = torch.zeros(count, dtype=torch.float64)
     lineage = torch.full((count,), -torch.inf if params.potential == "max" else 0.0, dtype=torch.float64)
     records: list[Round] = []

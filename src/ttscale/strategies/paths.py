@@ -63,7 +63,7 @@ def search_over_paths(search: Search, params: Params = Params()) -> SearchResult
     count = plan.completable(params.n, 0, stages[0] if stages else None) if search.meter.affords() else 0
     if count == 0:
         return SearchResult([])
-    t = search.trajectories(gen, [search.seed(j) for j in range(count)])
+    t = search.trajectories([search.seed(j) for j in range(count)])
     drawn = 0  # index into the "branch" seed stream
     records: list[Round] = []
     for k, b in enumerate(stages):

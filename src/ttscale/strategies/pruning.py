@@ -42,7 +42,7 @@ def early_pruning(search: Search, params: Params = Params()) -> SearchResult:
     if kept == 0:
         return SearchResult([])
     started = kept + search.most(params.n - kept, lambda m: _cost(kept + m, kept, steps, look_at, per_call))
-    t = search.trajectories(gen, [search.seed(j) for j in range(started)]).advance(look_at)
+    t = search.trajectories([search.seed(j) for j in range(started)]).advance(look_at)
     x0 = t.lookahead()
     chosen, ops = list(range(started)), None
     records: list[Round] = []

@@ -58,7 +58,7 @@ def zero_order(search: Search, params: Params = Params()) -> SearchResult:
             fresh = gaussian([pseed], tuple(centre.shape[1:])).to(centre.device)
             noises.append(params.similarity * centre + spread * fresh)
             paths.append([*centre_path, ["perturb", r, pseed, params.similarity]])
-        pool = search.complete(search.trajectories(gen, [seed] * n, torch.cat(noises), paths), r)
+        pool = search.complete(search.trajectories([seed] * n, torch.cat(noises), paths), r)
         if not pool:
             break
         candidates += pool
