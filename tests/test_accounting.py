@@ -17,12 +17,14 @@ from ttscale.cli import app
 from ttscale.config import SearchConfig
 from ttscale.folder import read_jsonl
 from ttscale.generator import CallableGenerator
+from ttscale.lab.evaluator import LabEvaluator
 from ttscale.lab.prompts import prompt_suite, representative_subset
 from ttscale.report.build import build_report
 from ttscale.report.html import compute_rows
 from ttscale.report.runs import load_run
 from ttscale.runner import run
 from ttscale.search import Search
+from ttscale.strategies.adaptive import Params as AdaptiveParams
 from ttscale.strategies.adaptive import adaptive
 from ttscale.strategies.best_of_n import best_of_n
 from ttscale.sweep import SweepSpec, aggregate, collect, run_sweep, write
@@ -191,9 +193,11 @@ def test_a_seconds_budget_stops_open_ended_strategies(tmp_path: Path) -> None:
     assert len(result.candidates) == 12 and bon.meter.spent.nfe == 12 * NFE
     clock[0] = 0.0
     ada = search(8)
-    result = adaptive(ada, threshold=2.0, batch=3)  # never confident: batches start at 0, 0.3, 0.6 and 0.9 s
-    assert len(result.candidates) == 12 and [r["drawn"] for r in result.rounds] == [3, 6, 9, 12]
-    assert result.rounds[-1]["stop"] == "budget" and ada.meter.close().seconds == pytest.approx(1.2)
+    result = adaptive(
+        ada, AdaptiveParams(threshold=2.0, batch=3)
+    )  # never confident: batches start at 0, 0.3, 0.6 and 0.9 s
+    assert len(result.candidates) == 12 and [r.extra["drawn"] for r in result.rounds] == [3, 6, 9, 12]
+    assert result.rounds[-1].extra["stop"] == "budget" and ada.meter.close().seconds == pytest.approx(1.2)
 
 
 def test_resuming_an_old_folder_reads_its_spend(tmp_path: Path) -> None:
@@ -235,7 +239,7 @@ def test_sweep_rows_say_which_best_of_n_budgets_are_derived_from_its_pool(tmp_pa
     prompts = representative_subset(1)[:2]
     spec = SweepSpec(["best-of-n", "random-search"], [2 * NFE, 4 * NFE], [0], SearchConfig(), reference=8 * NFE)
     run_sweep(spec, prompts, tmp_path, black_box(), Brightness())
-    rows = collect(spec, prompts, tmp_path, NFE)
+    rows = collect(spec, prompts, tmp_path, NFE, evaluator=LabEvaluator())
     bon = [r for r in rows if r["strategy"] == "best-of-n"]
     assert [(r["budget"], r["derived"]) for r in bon] == [(2 * NFE, True), (4 * NFE, True), (8 * NFE, False)]
     assert [r["nfe"] for r in bon] == [2 * NFE, 4 * NFE, 8 * NFE] and [r["judge_requests"] for r in bon] == [2, 4, 8]

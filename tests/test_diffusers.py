@@ -36,8 +36,10 @@ from ttscale.lab.verifiers import LabVerifier
 from ttscale.registry import load_generator
 from ttscale.runner import run
 from ttscale.samplers import advance, sample
-from ttscale.search import Search
+from ttscale.search import Search, StrategyParams
 from ttscale.seeds import gaussian
+from ttscale.strategies import particles, paths, pruning
+from ttscale.strategies.best_of_n import Params as BestOfNParams
 from ttscale.strategies.best_of_n import best_of_n
 from ttscale.strategies.particles import particle_filter
 from ttscale.strategies.paths import search_over_paths
@@ -513,18 +515,21 @@ def test_sana_sprint_candidates_are_deterministic_and_strategies_with_own_noise_
     def search() -> Search:
         return Search.metered(gen, verifier, Meter(Budget()), prompt, prompt_index=0, batch_size=2)
 
-    first, again = best_of_n(search(), n=3).candidates, best_of_n(search(), n=3).candidates
+    first, again = (
+        best_of_n(search(), BestOfNParams(n=3)).candidates,
+        best_of_n(search(), BestOfNParams(n=3)).candidates,
+    )
     assert [c.seed for c in first] == [c.seed for c in again]
     assert all(torch.equal(a.image, b.image) for a, b in zip(first, again, strict=True))
-    pruned = early_pruning(search(), n=3, at=0.5, keep=2).candidates
+    pruned = early_pruning(search(), pruning.Params(n=3, at=0.5, keep=2)).candidates
     plain = gen.sample(prompt, [c.seed for c in pruned])
     assert float((plain - torch.stack([c.image for c in pruned])).abs().max()) < 1e-5
     for strategy, params in [
-        (search_over_paths, {"n": 2, "width": 2, "keep": 1, "branch_at": (1,)}),
-        (particle_filter, {"particles": 2, "resample_every": 1}),
+        (search_over_paths, paths.Params(n=2, width=2, keep=1, branch_at=(1,))),
+        (particle_filter, particles.Params(particles=2, resample_every=1)),
     ]:
         meter = Meter(Budget())
-        runs = [strategy(Search.metered(gen, verifier, meter, prompt, batch_size=2), **params) for _ in range(2)]
+        runs = [strategy(Search.metered(gen, verifier, meter, prompt, batch_size=2), params) for _ in range(2)]
         assert len(runs[0].candidates) == 2
         assert all(torch.equal(a.image, b.image) for a, b in zip(*(r.candidates for r in runs), strict=True))
     assert meter.spent.nfe == 2 * 2 * 4  # two runs of two particles, one NFE per step
@@ -538,7 +543,7 @@ def test_early_pruning_with_dpm_solver_finishes_the_kept_as_their_plain_runs(
     gen = _load(tiny_pipeline("sana"), steps=5)
     verifier = LabVerifier.from_pretrained(str(tiny_models["visa"]))
     search = Search.metered(gen, verifier, Meter(Budget()), PROMPTS[0]["prompt"], prompt_index=0, batch_size=2)
-    result = early_pruning(search, n=3, at=0.4, keep=2)
+    result = early_pruning(search, pruning.Params(n=3, at=0.4, keep=2))
     assert [c.path for c in result.candidates] == [[["pruned_at", 2, r]] for r in range(2)]
     plain = gen.sample(PROMPTS[0]["prompt"], [c.seed for c in result.candidates])
     assert float((plain - torch.stack([c.image for c in result.candidates])).abs().max()) < 1e-5
@@ -547,13 +552,13 @@ def test_early_pruning_with_dpm_solver_finishes_the_kept_as_their_plain_runs(
 @pytest.mark.parametrize(
     ("strategy", "params"),
     [
-        (search_over_paths, {"n": 2, "width": 1, "keep": 2, "eta": 0.0, "branch_at": (1, 2)}),
-        (particle_filter, {"particles": 2, "resample_every": 1, "ess_threshold": 0.0, "eta": 0.0}),
+        (search_over_paths, paths.Params(n=2, width=1, keep=2, eta=0.0, branch_at=(1, 2))),
+        (particle_filter, particles.Params(particles=2, resample_every=1, ess_threshold=0.0, eta=0.0)),
     ],
 )
 def test_branching_strategies_without_fresh_noise_keep_the_multistep_history(
-    strategy: Callable[..., Any],
-    params: dict[str, Any],
+    strategy: Callable[[Search, Any], Any],
+    params: StrategyParams,
     tiny_pipeline: Callable[[str], Path],
     tiny_models: dict[str, Path],
 ) -> None:
@@ -562,7 +567,7 @@ def test_branching_strategies_without_fresh_noise_keep_the_multistep_history(
     gen = _load(tiny_pipeline("pixart-sigma"), steps=5)
     verifier = LabVerifier.from_pretrained(str(tiny_models["visa"]))
     search = Search.metered(gen, verifier, Meter(Budget()), PROMPTS[0]["prompt"], prompt_index=0, batch_size=2)
-    result = strategy(search, **params)
+    result = strategy(search, params)
     assert len(result.candidates) == 2 and result.rounds
     plain = gen.sample(PROMPTS[0]["prompt"], [c.seed for c in result.candidates])
     assert float((plain - torch.stack([c.image for c in result.candidates])).abs().max()) < 1e-5

@@ -158,7 +158,7 @@ def test_listing_commands_show_built_ins_and_plugins(plugins: Path) -> None:
 @pytest.mark.slow
 def test_an_unknown_name_is_one_line_listing_the_choices(plugins: Path, tmp_path: Path) -> None:
     calls = {
-        "generator": ("search", "--generator", "nope", "--out", str(tmp_path / "run"), "--limit", "1"),
+        "generator": ("search", "--generator", "nope", "--n", "2", "--out", str(tmp_path / "run"), "--limit", "1"),
         "verifier": ("pick", str(tmp_path), "--verifier", "nope"),
         "evaluator": ("evaluate", str(tmp_path), "--evaluator", "nope"),
     }

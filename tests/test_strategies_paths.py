@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ttscale.budget import Budget, Meter
 from ttscale.errors import TTScaleError
@@ -22,17 +23,21 @@ from ttscale.lab.verifiers import LabVerifier
 from ttscale.samplers import sample, step
 from ttscale.search import Search, SearchResult
 from ttscale.seeds import gaussian
+from ttscale.strategies.particles import Params as ParticleParams
 from ttscale.strategies.particles import particle_filter, systematic_resample
+from ttscale.strategies.paths import Params as PathParams
 from ttscale.strategies.paths import search_over_paths
+from ttscale.strategies.pruning import Params as PruningParams
 from ttscale.strategies.pruning import early_pruning
+from ttscale.verifier import Verifier
 
 PROMPT = prompt_suite("test")[0]["prompt"]
 STEPS = 4
 PER_SAMPLE = STEPS * 2  # CFG: two NFEs per step
-SMALL: dict[str, tuple[Callable[..., SearchResult], dict[str, Any]]] = {
-    "paths": (search_over_paths, {"n": 4, "keep": 2, "width": 2}),
-    "particles": (particle_filter, {"particles": 4, "resample_every": 1}),
-    "pruning": (early_pruning, {"n": 6, "keep": 2}),
+SMALL: dict[str, tuple[Callable[[Search, Any], SearchResult], Any]] = {
+    "paths": (search_over_paths, PathParams(n=4, keep=2, width=2)),
+    "particles": (particle_filter, ParticleParams(particles=4, resample_every=1)),
+    "pruning": (early_pruning, PruningParams(n=6, keep=2)),
 }
 budgets = st.one_of(st.none(), st.integers(0, 80))
 call_budgets = st.one_of(st.none(), st.integers(0, 20))
@@ -53,9 +58,16 @@ def clip(tiny_models: dict[str, Path]) -> LabVerifier:
     return LabVerifier.from_pretrained(str(tiny_models["clip"]))
 
 
-def searcher(gen: Any, ver: LabVerifier, budget: Budget | None = None, run_seed: int = 0) -> Search:
+def searcher(
+    gen: Any,
+    ver: LabVerifier,
+    budget: Budget | None = None,
+    run_seed: int = 0,
+    judges: dict[str, Verifier] | None = None,
+) -> Search:
     # batch_size 3 makes every strategy cut its pools into uneven chunks
-    return Search.metered(gen, ver, Meter(budget or Budget()), PROMPT, prompt_index=0, run_seed=run_seed, batch_size=3)
+    meter = Meter(budget or Budget())
+    return Search.metered(gen, ver, meter, PROMPT, judges, prompt_index=0, run_seed=run_seed, batch_size=3)
 
 
 def assert_within(search: Search) -> tuple[int, int]:
@@ -72,7 +84,7 @@ def assert_complete(result: SearchResult) -> None:
         assert c.image.shape == (3, 32, 32) and c.image.device.type == "cpu"
         assert float(c.image.min()) >= 0.0 and float(c.image.max()) <= 1.0
         assert c.nfe == PER_SAMPLE and math.isfinite(c.score)
-    assert all(r["nfe"] >= 0 and "best" in r and "pool" in r for r in result.rounds)
+    assert all(line["nfe"] >= 0 and "best" in line and "pool" in line for line in (r.line() for r in result.rounds))
 
 
 # ---------------------------------------------------------------- shared contract, all three strategies
@@ -81,8 +93,8 @@ def assert_complete(result: SearchResult) -> None:
 @pytest.mark.parametrize("name", list(SMALL))
 def test_deterministic_under_a_seed(name: str, gen: LabGenerator, visa: LabVerifier) -> None:
     fn, params = SMALL[name]
-    a, b = fn(searcher(gen, visa), **params), fn(searcher(gen, visa), **params)
-    other = fn(searcher(gen, visa, run_seed=1), **params)
+    a, b = fn(searcher(gen, visa), params), fn(searcher(gen, visa), params)
+    other = fn(searcher(gen, visa, run_seed=1), params)
     assert len(a.candidates) == len(b.candidates) > 0
     for x, y in zip(a.candidates, b.candidates, strict=True):
         assert torch.equal(x.image, y.image) and x.scores == y.scores and x.path == y.path and x.seed == y.seed
@@ -97,7 +109,7 @@ def test_works_with_both_lab_verifiers(
 ) -> None:
     fn, params = SMALL[name]
     ver = visa if verifier == "visa" else clip
-    result = fn(searcher(gen, ver), **params)
+    result = fn(searcher(gen, ver), params)
     assert_complete(result)
     metric = ver.metrics[0]
     assert result.candidates and all(set(c.scores) == {metric} for c in result.candidates)
@@ -112,7 +124,7 @@ def test_black_box_generators_are_refused(name: str, gen: LabGenerator, visa: La
     black_box = CallableGenerator(gen.sample, name="api", nfe_per_sample=PER_SAMPLE)
     search = searcher(black_box, visa, Budget(nfe=1000))
     with pytest.raises(TTScaleError, match="step access"):
-        fn(search, **params)
+        fn(search, params)
     assert search.meter.spent.nfe == 0
 
 
@@ -121,12 +133,12 @@ def test_black_box_generators_are_refused(name: str, gen: LabGenerator, visa: La
 
 def test_paths_branch_keep_times_width_and_recreate_from_their_path(gen: LabGenerator, visa: LabVerifier) -> None:
     search = searcher(gen, visa)
-    result = search_over_paths(search, n=5, keep=2, width=3)
+    result = search_over_paths(search, PathParams(n=5, keep=2, width=3))
     assert_complete(result)
     assert len(result.candidates) == 2 * 3
-    branch_steps = [r["step"] for r in result.rounds[:-1]]
+    branch_steps = [r.step for r in result.rounds[:-1]]
     assert branch_steps == [1, 2]  # the default for 4 steps
-    assert [r["pool"] for r in result.rounds] == [5, 6, 6]
+    assert [r.pool for r in result.rounds] == [5, 6, 6]
     # NFEs: 5 noises to step 1, the look-ahead at each branch step, then every child's own steps
     assert search.meter.spent.nfe == (5 * 1 + 5 + 6 * 0 + 6 + 6 * 1) * 2
     assert search.meter.spent.verifier_calls == 5 + 6 + 6
@@ -148,8 +160,10 @@ def test_paths_branch_keep_times_width_and_recreate_from_their_path(gen: LabGene
 
 def test_paths_explicit_branch_steps_are_checked(gen: LabGenerator, visa: LabVerifier) -> None:
     with pytest.raises(TTScaleError, match="branch_at"):
-        search_over_paths(searcher(gen, visa), branch_at=(3,))
-    result = search_over_paths(searcher(gen, visa), n=3, keep=1, width=2, branch_at=(0,))
+        search_over_paths(searcher(gen, visa), PathParams(branch_at=(3,)))
+    with pytest.raises(ValidationError, match="branch_at"):
+        PathParams(branch_at=(2, 1))
+    result = search_over_paths(searcher(gen, visa), PathParams(n=3, keep=1, width=2, branch_at=(0,)))
     assert len(result.candidates) == 2 and all(c.path[0][:2] == ["branch", 0] for c in result.candidates)
 
 
@@ -169,13 +183,13 @@ def test_paths_budget(
     visa: LabVerifier,
 ) -> None:
     n, keep, width = shape
-    params: dict[str, Any] = {"n": n, "keep": keep, "width": width, "branch_at": branch_at}
+    params = PathParams(n=n, keep=keep, width=width, branch_at=branch_at)
     unlimited = searcher(gen, visa)
-    search_over_paths(unlimited, **params)
+    search_over_paths(unlimited, params)
     full = (unlimited.meter.spent.nfe, unlimited.meter.spent.verifier_calls)
     budget = Budget(nfe=nfe, verifier_calls=calls)
     search = searcher(gen, visa, budget)
-    result = search_over_paths(search, **params)
+    result = search_over_paths(search, params)
     left_nfe, left_calls = assert_within(search)
     assert_complete(result)
     spent = (search.meter.spent.nfe, search.meter.spent.verifier_calls)
@@ -210,13 +224,13 @@ def test_systematic_resampling_counts_are_floor_or_ceil(raw: list[int], seed: in
 
 def test_resampled_copies_diverge_with_a_stochastic_sampler(gen: LabGenerator, visa: LabVerifier) -> None:
     def run(eta: float) -> SearchResult:
-        params = {"particles": 6, "resample_every": 2, "ess_threshold": 1.0, "temperature": 1e4, "eta": eta}
-        return particle_filter(searcher(gen, visa), **params)
+        params = ParticleParams(particles=6, resample_every=2, ess_threshold=1.0, temperature=1e4, eta=eta)
+        return particle_filter(searcher(gen, visa), params)
 
     for eta in (1.0, 0.0):
         result = run(eta)
-        assert result.rounds[0]["step"] == 2 and result.rounds[0]["resampled"]
-        assert result.rounds[0]["ess"] < 6
+        assert result.rounds[0].step == 2 and result.rounds[0].extra["resampled"]
+        assert result.rounds[0].extra["ess"] < 6
         parents = [c.path[0][2] for c in result.candidates]
         assert all(c.path[0][:2] == ["resample", 2] for c in result.candidates)
         twins = [(a, b) for a in range(6) for b in range(a + 1, 6) if parents[a] == parents[b]]
@@ -229,9 +243,12 @@ def test_resampled_copies_diverge_with_a_stochastic_sampler(gen: LabGenerator, v
 @pytest.mark.parametrize("potential", ["max", "sum", "diff"])
 def test_particles_recreate_from_seed_path_and_sde_stream(potential: str, gen: LabGenerator, visa: LabVerifier) -> None:
     search = searcher(gen, visa)
-    result = particle_filter(search, particles=5, resample_every=1, ess_threshold=1.0, potential=potential)
+    params = ParticleParams.model_validate(
+        {"particles": 5, "resample_every": 1, "ess_threshold": 1.0, "potential": potential}
+    )
+    result = particle_filter(search, params)
     assert_complete(result)
-    assert [r["step"] for r in result.rounds] == [1, 2, 4]  # look-aheads at steps 1 and 2, never at the last
+    assert [r.step for r in result.rounds] == [1, 2, 4]  # look-aheads at steps 1 and 2, never at the last
     assert search.meter.spent.nfe == 5 * PER_SAMPLE and search.meter.spent.verifier_calls == 5 * 3
     cond, sched, count = gen.encode(PROMPT), gen.schedule(), len(result.candidates)
     for q, cand in enumerate(result.candidates):
@@ -243,9 +260,9 @@ def test_particles_recreate_from_seed_path_and_sde_stream(potential: str, gen: L
         assert torch.allclose(gen.decode(x)[0], cand.image, atol=1e-5)
 
 
-def test_particle_filter_rejects_an_unknown_potential(gen: LabGenerator, visa: LabVerifier) -> None:
-    with pytest.raises(TTScaleError, match="potential"):
-        particle_filter(searcher(gen, visa), potential="nope")
+def test_particle_filter_rejects_an_unknown_potential() -> None:
+    with pytest.raises(ValidationError, match="potential"):
+        ParticleParams.model_validate({"potential": "nope"})
 
 
 def particle_cost(p: int, checks: int) -> tuple[int, int]:
@@ -256,7 +273,7 @@ def particle_cost(p: int, checks: int) -> tuple[int, int]:
 @given(nfe=budgets, calls=call_budgets)
 def test_particles_budget(nfe: int | None, calls: int | None, gen: LabGenerator, visa: LabVerifier) -> None:
     search = searcher(gen, visa, Budget(nfe=nfe, verifier_calls=calls))
-    result = particle_filter(search, particles=8, resample_every=2)  # one look-ahead (step 2) per particle
+    result = particle_filter(search, ParticleParams(particles=8, resample_every=2))  # one look-ahead (step 2) each
     assert_within(search)
     assert_complete(result)
     count = len(result.candidates)
@@ -270,15 +287,15 @@ def test_particles_budget(nfe: int | None, calls: int | None, gen: LabGenerator,
 
 
 def test_pruning_finishes_exactly_keep_of_the_best_look_aheads(
-    gen: LabGenerator, visa: LabVerifier, tiny_models: dict[str, Path]
+    gen: LabGenerator, visa: LabVerifier, clip: LabVerifier, tiny_models: dict[str, Path]
 ) -> None:
-    search = searcher(gen, visa)
-    result = early_pruning(search, n=7, at=0.5, keep=3, cheap_verifier=str(tiny_models["clip"]))
+    search = searcher(gen, visa, judges={"cheap_verifier": clip})
+    result = early_pruning(search, PruningParams(n=7, at=0.5, keep=3, cheap_verifier=str(tiny_models["clip"])))
     assert_complete(result)
     assert len(result.candidates) == 3
     assert [c.path for c in result.candidates] == [[["pruned_at", 2, r]] for r in range(3)]
     assert search.meter.spent.nfe == (7 * 3 + 3 * 1) * 2 and search.meter.spent.verifier_calls == 7 + 3
-    assert result.rounds[0]["verifier"] == str(tiny_models["clip"])
+    assert result.rounds[0].extra["verifier"] == str(tiny_models["clip"])
     assert all(set(c.scores) == {"yes_prob"} for c in result.candidates)  # the finished ones by the main verifier
     # the kept ones are the best three look-aheads of the cheap verifier, finished deterministically
     cheap = LabVerifier.from_pretrained(str(tiny_models["clip"]))
@@ -302,11 +319,11 @@ def pruning_cost(started: int, kept: int, look_at: int = 1) -> tuple[int, int]:
 def test_pruning_budget(nfe: int | None, calls: int | None, gen: LabGenerator, visa: LabVerifier) -> None:
     budget = Budget(nfe=nfe, verifier_calls=calls)
     search = searcher(gen, visa, budget)
-    result = early_pruning(search, n=6, keep=2)  # look-ahead at step round(0.3 * 4) = 1
+    result = early_pruning(search, PruningParams(n=6, keep=2))  # look-ahead at step round(0.3 * 4) = 1
     assert_within(search)
     assert_complete(result)
     kept = len(result.candidates)
-    started = result.rounds[0]["pool"] if len(result.rounds) == 2 else kept
+    started = result.rounds[0].pool if len(result.rounds) == 2 else kept
     assert (search.meter.spent.nfe, search.meter.spent.verifier_calls) == pruning_cost(started, kept)
     if Meter(budget).affords(nfe=PER_SAMPLE, verifier_calls=1):
         assert kept >= 1

@@ -22,9 +22,13 @@ from ttscale.lab.verifiers import LabVerifier
 from ttscale.samplers import sample
 from ttscale.search import Search, SearchResult
 from ttscale.seeds import gaussian
+from ttscale.strategies.adaptive import Params as AdaptiveParams
 from ttscale.strategies.adaptive import adaptive
+from ttscale.strategies.random_search import Params as RandomParams
 from ttscale.strategies.random_search import random_search
+from ttscale.strategies.rounds import Params as RoundsParams
 from ttscale.strategies.rounds import rounds
+from ttscale.strategies.zero_order import Params as ZeroOrderParams
 from ttscale.strategies.zero_order import zero_order
 from ttscale.verifier import Verifier
 
@@ -45,20 +49,28 @@ def lab(tiny_models: dict[str, Path]) -> dict[str, Any]:
 
 
 def _search(
-    generator: Generator, verifier: Verifier, budget: Budget | None = None, run_seed: int = 0, batch_size: int = 8
+    generator: Generator,
+    verifier: Verifier,
+    budget: Budget | None = None,
+    run_seed: int = 0,
+    batch_size: int = 8,
+    confirm: Verifier | None = None,
 ) -> Search:
+    """A search of PROMPT; `confirm` is the judge the runner would resolve for rounds' `confirm` parameter."""
+    judges = {} if confirm is None else {"confirm": confirm}
+    meter = Meter(budget or Budget())
     return Search.metered(
-        generator, verifier, Meter(budget or Budget()), PROMPT, prompt_index=0, run_seed=run_seed, batch_size=batch_size
+        generator, verifier, meter, PROMPT, judges, prompt_index=0, run_seed=run_seed, batch_size=batch_size
     )
 
 
 def _strategies(lab: dict[str, Any]) -> dict[str, Callable[[Search], SearchResult]]:
     """Each strategy with small parameters that bound the work on an unlimited budget."""
     return {
-        "random_search": lambda s: random_search(s, rounds=3),
-        "rounds": lambda s: rounds(s, rounds=2, samples=3, confirm=lab["clip_path"], top=2),
-        "zero_order": lambda s: zero_order(s, rounds=3, neighbours=2),
-        "adaptive": lambda s: adaptive(s, threshold=2.0, batch=3, max_n=6),
+        "random_search": lambda s: random_search(s, RandomParams(rounds=3)),
+        "rounds": lambda s: rounds(s, RoundsParams(rounds=2, samples=3, confirm=lab["clip_path"], top=2)),
+        "zero_order": lambda s: zero_order(s, ZeroOrderParams(rounds=3, neighbours=2)),
+        "adaptive": lambda s: adaptive(s, AdaptiveParams(threshold=2.0, batch=3, max_n=6)),
     }
 
 
@@ -69,13 +81,14 @@ def _check_result(search: Search, result: SearchResult) -> None:
         assert float(c.image.min()) >= 0.0 and float(c.image.max()) <= 1.0
         assert c.nfe == NFE and math.isfinite(c.score)
     assert search.meter.spent.nfe == sum(c.nfe for c in result.candidates)
-    json.dumps(result.rounds)
-    assert sum(r["pool"] for r in result.rounds) == len(result.candidates)
-    for r, record in enumerate(result.rounds):
+    lines = [r.line() for r in result.rounds]
+    json.dumps(lines)
+    assert sum(r["pool"] for r in lines) == len(result.candidates)
+    for r, record in enumerate(lines):
         assert record["round"] == r and {"best", "nfe", "verifier_calls"} <= record.keys()
-    if result.rounds:
-        assert result.rounds[-1]["nfe"] == search.meter.spent.nfe
-        assert result.rounds[-1]["verifier_calls"] == search.meter.spent.verifier_calls
+    if lines:
+        assert lines[-1]["nfe"] == search.meter.spent.nfe
+        assert lines[-1]["verifier_calls"] == search.meter.spent.verifier_calls
 
 
 def _same(a: list[Candidate], b: list[Candidate]) -> bool:
@@ -97,11 +110,11 @@ def test_budget_is_respected_and_spent(lab: dict[str, Any], name: str, nfe: int 
     # parameters large enough that the budget is what binds
     run: dict[str, Callable[[Search], SearchResult]] = {
         "random_search": lambda s: random_search(s),
-        "rounds": lambda s: rounds(s, rounds=50, samples=3, confirm=lab["clip_path"], top=2),
-        "zero_order": lambda s: zero_order(s, rounds=50, neighbours=3),
-        "adaptive": lambda s: adaptive(s, threshold=2.0, batch=3),
+        "rounds": lambda s: rounds(s, RoundsParams(rounds=50, samples=3, confirm=lab["clip_path"], top=2)),
+        "zero_order": lambda s: zero_order(s, ZeroOrderParams(rounds=50, neighbours=3)),
+        "adaptive": lambda s: adaptive(s, AdaptiveParams(threshold=2.0, batch=3)),
     }
-    search = _search(lab["generator"], lab["visa"], Budget(nfe=nfe, verifier_calls=calls))
+    search = _search(lab["generator"], lab["visa"], Budget(nfe=nfe, verifier_calls=calls), confirm=lab["clip"])
     result = run[name](search)
     _check_result(search, result)
     spent = search.meter.spent
@@ -117,10 +130,10 @@ def test_budget_is_respected_and_spent(lab: dict[str, Any], name: str, nfe: int 
 @pytest.mark.parametrize("name", ["random_search", "rounds", "zero_order", "adaptive"])
 def test_deterministic_under_a_seed_with_both_verifiers(lab: dict[str, Any], name: str, verifier: str) -> None:
     strategy = _strategies(lab)[name]
-    first = strategy(s := _search(lab["generator"], lab[verifier]))
+    first = strategy(s := _search(lab["generator"], lab[verifier], confirm=lab["clip"]))
     _check_result(s, first)
-    again = strategy(_search(lab["generator"], lab[verifier]))
-    other = strategy(_search(lab["generator"], lab[verifier], run_seed=1))
+    again = strategy(_search(lab["generator"], lab[verifier], confirm=lab["clip"]))
+    other = strategy(_search(lab["generator"], lab[verifier], run_seed=1, confirm=lab["clip"]))
     assert len(first.candidates) >= 6 and _same(first.candidates, again.candidates)
     assert first.rounds == again.rounds
     assert not torch.equal(first.candidates[0].image, other.candidates[0].image)
@@ -135,9 +148,9 @@ def test_black_box_generators_give_the_same_candidates(lab: dict[str, Any], name
     gen: LabGenerator = lab["generator"]
     black_box = CallableGenerator(gen.sample, name="api", nfe_per_sample=gen.nfe_per_sample())
     strategy = _strategies(lab)[name]
-    result = strategy(s := _search(black_box, lab["visa"]))
+    result = strategy(s := _search(black_box, lab["visa"], confirm=lab["clip"]))
     _check_result(s, result)
-    assert _same(result.candidates, strategy(_search(gen, lab["visa"])).candidates)
+    assert _same(result.candidates, strategy(_search(gen, lab["visa"], confirm=lab["clip"])).candidates)
 
 
 def test_zero_order_refuses_black_box_generators(lab: dict[str, Any]) -> None:
@@ -154,22 +167,22 @@ def test_zero_order_refuses_black_box_generators(lab: dict[str, Any]) -> None:
 
 def test_random_search_pools_double_with_fresh_seeds(lab: dict[str, Any]) -> None:
     search = _search(lab["generator"], lab["visa"], batch_size=3)
-    result = random_search(search, rounds=4)
-    assert [r["pool"] for r in result.rounds] == [1, 2, 4, 8]
+    result = random_search(search, RandomParams(rounds=4))
+    assert [r.pool for r in result.rounds] == [1, 2, 4, 8]
     assert [c.seed for c in result.candidates] == [search.seed(j) for j in range(15)]
     assert [c.round for c in result.candidates] == [0, 1, 1, 2, 2, 2, 2, *[3] * 8]
     for r, record in enumerate(result.rounds):
         pool = [c.score for c in result.candidates if c.round == r]
         seen = [c.score for c in result.candidates if c.round <= r]
-        assert record["best_of_round"] == max(pool) and record["best"] == max(seen)
-        assert not record["partial"]
+        assert record.extra["best_of_round"] == max(pool) and record.best == max(seen)
+        assert not record.extra["partial"]
 
 
 def test_random_search_ends_with_a_partial_round_the_budget_pays(lab: dict[str, Any]) -> None:
     search = _search(lab["generator"], lab["visa"], Budget(nfe=NFE * 10 + NFE - 1))
     result = random_search(search)
-    assert [r["pool"] for r in result.rounds] == [1, 2, 4, 3]
-    assert [r["partial"] for r in result.rounds] == [False, False, False, True]
+    assert [r.pool for r in result.rounds] == [1, 2, 4, 3]
+    assert [r.extra["partial"] for r in result.rounds] == [False, False, False, True]
     assert search.meter.spent.nfe == NFE * 10
     with pytest.raises(TTScaleError, match="budget"):
         random_search(_search(lab["generator"], lab["visa"]))
@@ -188,10 +201,10 @@ def _rank_norm(values: list[float]) -> list[float]:
 
 @pytest.mark.parametrize("weight", [0.5, 1.0, 0.0])
 def test_rounds_confirms_the_top_and_ranks_them_first(lab: dict[str, Any], weight: float) -> None:
-    search = _search(lab["generator"], lab["visa"])
-    result = rounds(search, rounds=2, samples=5, confirm=lab["clip_path"], top=3, weight=weight)
-    assert [r["pool"] for r in result.rounds] == [5, 5]
-    assert [r["confirmed"] for r in result.rounds] == [3, 3]
+    search = _search(lab["generator"], lab["visa"], confirm=lab["clip"])
+    result = rounds(search, RoundsParams(rounds=2, samples=5, confirm=lab["clip_path"], top=3, weight=weight))
+    assert [r.pool for r in result.rounds] == [5, 5]
+    assert [r.extra["confirmed"] for r in result.rounds] == [3, 3]
     assert search.meter.spent.verifier_calls == 10 + 6
     assert [c.seed for c in result.candidates] == [search.seed(j) for j in range(10)]
     for r in range(2):
@@ -212,12 +225,13 @@ def test_rounds_confirms_the_top_and_ranks_them_first(lab: dict[str, Any], weigh
 
 def test_rounds_without_confirm_is_plain_rounds(lab: dict[str, Any]) -> None:
     search = _search(lab["generator"], lab["clip"])
-    result = rounds(search, rounds=3, samples=2)
-    assert [r["pool"] for r in result.rounds] == [2, 2, 2]
+    result = rounds(search, RoundsParams(rounds=3, samples=2))
+    assert [r.pool for r in result.rounds] == [2, 2, 2]
     assert all(c.score == c.scores["clip_score"] and "combined" not in c.scores for c in result.candidates)
     assert search.meter.spent.verifier_calls == 6
     # the same judge as confirmer keeps both readings apart
-    same = rounds(_search(lab["generator"], lab["visa"]), rounds=1, samples=2, confirm=lab["visa_path"], top=1)
+    params = RoundsParams(rounds=1, samples=2, confirm=lab["visa_path"], top=1)
+    same = rounds(_search(lab["generator"], lab["visa"], confirm=lab["visa"]), params)
     confirmed = max(same.candidates, key=lambda c: c.scores["yes_prob"])
     assert confirmed.scores["confirm_yes_prob"] == pytest.approx(confirmed.scores["yes_prob"], abs=1e-6)
     assert confirmed.score == confirmed.scores["combined"] == 1.0
@@ -225,12 +239,12 @@ def test_rounds_without_confirm_is_plain_rounds(lab: dict[str, Any]) -> None:
 
 def test_rounds_budget_pays_the_confirmations_too(lab: dict[str, Any]) -> None:
     # 3 samples + 2 confirmations a round: 13 calls pay two full rounds (10) and a last round of 1 sample (+1)
-    search = _search(lab["generator"], lab["visa"], Budget(verifier_calls=13))
-    result = rounds(search, rounds=10, samples=3, confirm=lab["clip_path"], top=2)
-    assert [r["pool"] for r in result.rounds] == [3, 3, 1]
-    assert [r["confirmed"] for r in result.rounds] == [2, 2, 1]
+    search = _search(lab["generator"], lab["visa"], Budget(verifier_calls=13), confirm=lab["clip"])
+    result = rounds(search, RoundsParams(rounds=10, samples=3, confirm=lab["clip_path"], top=2))
+    assert [r.pool for r in result.rounds] == [3, 3, 1]
+    assert [r.extra["confirmed"] for r in result.rounds] == [2, 2, 1]
     assert search.meter.spent.verifier_calls == 12
-    assert result.rounds[-1]["verifier_calls"] == 12
+    assert result.rounds[-1].verifier_calls == 12
 
 
 # ---------------------------------------------------------------- zero-order
@@ -249,8 +263,8 @@ def _recreate(gen: LabGenerator, c: Candidate, upto: int | None = None) -> torch
 def test_zero_order_neighbours_sit_at_the_asked_similarity(lab: dict[str, Any], similarity: float) -> None:
     gen: LabGenerator = lab["generator"]
     search = _search(gen, lab["visa"])
-    result = zero_order(search, rounds=4, neighbours=3, similarity=similarity)
-    assert [r["pool"] for r in result.rounds] == [4, 3, 3, 3]
+    result = zero_order(search, ZeroOrderParams(rounds=4, neighbours=3, similarity=similarity))
+    assert [r.pool for r in result.rounds] == [4, 3, 3, 3]
     assert all(c.seed == search.seed(0) for c in result.candidates)
     assert result.candidates[0].path == []
     perturb_seeds = [c.path[-1][2] for c in result.candidates[1:]]
@@ -270,7 +284,7 @@ def test_zero_order_neighbours_sit_at_the_asked_similarity(lab: dict[str, Any], 
 
 def test_zero_order_moves_only_when_a_neighbour_beats_the_centre(lab: dict[str, Any]) -> None:
     search = _search(lab["generator"], lab["clip"])
-    result = zero_order(search, rounds=6, neighbours=2)
+    result = zero_order(search, ZeroOrderParams(rounds=6, neighbours=2))
     best = result.candidates[0].score  # the starting centre
     centre: list[Any] = []
     for r, record in enumerate(result.rounds):
@@ -278,10 +292,10 @@ def test_zero_order_moves_only_when_a_neighbour_beats_the_centre(lab: dict[str, 
         assert all(c.path[:-1] == centre for c in pool if c.path)  # neighbours of the current centre
         top = max(pool, key=lambda c: c.score)
         improved = top.score > best
-        assert record["outcome"] == ("improved" if improved else "no improvement")
+        assert record.extra["outcome"] == ("improved" if improved else "no improvement")
         if improved:
             best, centre = top.score, top.path
-        assert record["best"] == best and record["centre"] == centre
+        assert record.best == best and record.extra["centre"] == centre
     assert best == max(c.score for c in result.candidates)
 
 
@@ -291,25 +305,26 @@ def test_zero_order_moves_only_when_a_neighbour_beats_the_centre(lab: dict[str, 
 @pytest.mark.parametrize("verifier", ["visa", "clip"])
 def test_adaptive_never_stops_early_above_one(lab: dict[str, Any], verifier: str) -> None:
     search = _search(lab["generator"], lab[verifier])
-    result = adaptive(search, threshold=1.5, batch=4, max_n=10)
-    assert [r["pool"] for r in result.rounds] == [4, 4, 2]
-    assert [r["stop"] for r in result.rounds] == [None, None, "max_n"]
-    assert not any(r["confident"] for r in result.rounds)
-    budgeted = adaptive(_search(lab["generator"], lab[verifier], Budget(nfe=NFE * 6)), threshold=1.5, batch=4)
-    assert [r["pool"] for r in budgeted.rounds] == [4, 2] and budgeted.rounds[-1]["stop"] == "budget"
+    result = adaptive(search, AdaptiveParams(threshold=1.5, batch=4, max_n=10))
+    assert [r.pool for r in result.rounds] == [4, 4, 2]
+    assert [r.extra["stop"] for r in result.rounds] == [None, None, "max_n"]
+    assert not any(r.extra["confident"] for r in result.rounds)
+    budgeted_search = _search(lab["generator"], lab[verifier], Budget(nfe=NFE * 6))
+    budgeted = adaptive(budgeted_search, AdaptiveParams(threshold=1.5, batch=4))
+    assert [r.pool for r in budgeted.rounds] == [4, 2] and budgeted.rounds[-1].extra["stop"] == "budget"
 
 
 def test_adaptive_stops_once_confident(lab: dict[str, Any]) -> None:
     search = _search(lab["generator"], lab["visa"])
-    result = adaptive(search, threshold=0.0, batch=3, max_n=30)  # yes-probabilities are >= 0: one batch is enough
-    assert len(result.rounds) == 1 and len(result.candidates) == 3
-    assert result.rounds[0]["stop"] == "confident" and result.rounds[0]["confident"]
+    result = adaptive(search, AdaptiveParams(threshold=0.0, batch=3, max_n=30))  # yes-probabilities are >= 0
+    assert len(result.rounds) == 1 and len(result.candidates) == 3  # so one batch is enough
+    assert result.rounds[0].extra["stop"] == "confident" and result.rounds[0].extra["confident"]
     assert search.meter.spent.nfe == 3 * NFE
     # a threshold first reached in batch k stops right after batch k
-    full = adaptive(_search(lab["generator"], lab["visa"]), threshold=2.0, batch=2, max_n=16)
-    bests = [r["best"] for r in full.rounds]
+    full = adaptive(_search(lab["generator"], lab["visa"]), AdaptiveParams(threshold=2.0, batch=2, max_n=16))
+    bests = [r.best for r in full.rounds]
     k = bests.index(bests[-1])
     assert k > 0  # the best of these seeds is not in the first batch, so the stop is a real early stop
-    early = adaptive(_search(lab["generator"], lab["visa"]), threshold=bests[-1], batch=2, max_n=16)
-    assert [r["stop"] for r in early.rounds] == [None] * k + ["confident"]
+    early = adaptive(_search(lab["generator"], lab["visa"]), AdaptiveParams(threshold=bests[-1], batch=2, max_n=16))
+    assert [r.extra["stop"] for r in early.rounds] == [None] * k + ["confident"]
     assert _same(early.candidates, full.candidates[: 2 * (k + 1)])

@@ -110,6 +110,6 @@ def test_sweep_parameters_spend_most_of_each_budget(
     for budget in (4 * s, 8 * s, 32 * s):
         cfg = cell_config(spec, strategy, budget, 0, s)
         if strategy == "rounds":  # its confirming verifier, tiny here too
-            cfg = cfg.model_copy(update={"params": cfg.params | {"confirm": str(tiny_models["clip"])}})
+            cfg = cfg.model_copy(update={"params": cfg.params.model_copy(update={"confirm": str(tiny_models["clip"])})})
         totals = run(cfg, representative_subset(1)[:1], tmp_path / f"{budget}", gen, ver)
         assert 0.75 * budget <= totals.spend.nfe <= budget, (budget, totals.spend.nfe)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ttscale.errors import TTScaleError
-from ttscale.strategies import STEP_LEVEL, STRATEGIES
+from ttscale.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from ttscale.config import SearchConfig
@@ -235,7 +235,12 @@ def search_cmd(
         ),
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="Search strategy (see `ttscale strategies`).")] = None,
-    n: Annotated[int | None, typer.Option(help="Candidates per prompt (best-of-n).")] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            help="The strategy's count: best-of-n's n, particle-filter's particles … (bold in `ttscale strategies`)."
+        ),
+    ] = None,
     k: Annotated[int | None, typer.Option(help="Images kept per prompt.")] = None,
     nfe: Annotated[int | None, typer.Option(help="Budget: NFEs per prompt (CFG branches counted).")] = None,
     verifier_calls: Annotated[int | None, typer.Option(help="Budget: verifier calls per prompt.")] = None,
@@ -256,10 +261,11 @@ def search_cmd(
 ) -> None:
     """Search each prompt with a strategy under a budget; keep the top k; record every candidate."""
     from ttscale.config import SearchConfig
-    from ttscale.strategies import get_strategy
 
-    cfg = SearchConfig.load(
+    items = _prompts_from(prompts)[:limit]
+    cfg = SearchConfig.load(  # checks the strategy and its parameters, before any model loads
         config,
+        n=n,
         generator=generator,
         verifier=verifier,
         strategy=strategy,
@@ -273,10 +279,7 @@ def search_cmd(
         judge_requests=judge_requests,
         seconds=seconds,
     )
-    if n is not None:
-        cfg = cfg.model_copy(update={"params": cfg.params | {"n": n}})
-    get_strategy(cfg.strategy)  # fail fast, before any model loads
-    _execute(cfg, _prompts_from(prompts)[:limit], out, _shard(shard), workers, ray_address, gpus_per_worker)
+    _execute(cfg, items, out, _shard(shard), workers, ray_address, gpus_per_worker)
 
 
 def _cluster(workers: int, ray_address: str | None, gpus_per_worker: float | None, shards: int) -> Cluster | None:
@@ -354,27 +357,41 @@ def generate_cmd(
     if n < 1:
         raise TTScaleError("--n must be at least 1")
     cfg = SearchConfig.load(
-        None, generator=generator, verifier=NO_VERIFIER, k=n, steps=steps, guidance=guidance, seed=seed, device=device
-    ).model_copy(update={"params": {"n": n}})
+        None,
+        n=n,
+        generator=generator,
+        verifier=NO_VERIFIER,
+        k=n,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        device=device,
+    )
     _execute(cfg, _prompts_from(prompts)[:limit], out, _shard(shard), workers, ray_address, gpus_per_worker)
 
 
 @app.command("strategies")
 def strategies_cmd() -> None:
     """List the search strategies, whether each needs step access, and its parameters."""
-    import inspect
-
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="strategies (pass parameters with --config {'params': {...}} or --n)")
-    for col in ("name", "step access", "parameters", "what it does"):
+    from ttscale.strategies import parameters
+
+    table = Table(title="strategies (parameters: --config {'params': {...}}; --n sets the one marked --n)")
+    for col in ("name", "step access", "parameter", "type", "default", "what it is"):
         table.add_column(col)
-    for name, fn in STRATEGIES.items():
-        params = [str(p) for p in list(inspect.signature(fn).parameters.values())[1:]]
-        module = inspect.getmodule(fn)
-        paragraph = " ".join(((module.__doc__ if module else None) or "").strip().split("\n\n")[0].split())
-        doc = paragraph.split(". ")[0].rstrip(".") + "."
-        table.add_row(name, "yes" if name in STEP_LEVEL else "no", ", ".join(params), doc)
+    for name, strategy in STRATEGIES.items():
+        rows = parameters(strategy.params)
+        for j, (param, kind, default, description) in enumerate(rows):
+            mark = " (--n)" if param == strategy.params.n_field else ""
+            first = (
+                (f"[bold]{name}[/bold]\n{strategy.summary}", "yes" if strategy.step_level else "no")
+                if j == 0
+                else ("", "")
+            )
+            cells = (param + mark, escape(kind), escape(repr(default)), escape(description))
+            table.add_row(*first, *cells, end_section=j == len(rows) - 1)
     Console().print(table)
 
 

@@ -25,7 +25,6 @@ differ from its re-creation by one uint8 level in a few pixels.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -121,14 +120,9 @@ def _expect(path: Sequence[Sequence[Any]], ops: tuple[str, ...], strategy: str) 
 
 def _param(run: RunContext, name: str) -> Any:
     """A strategy parameter as the run used it: given in the config, else the strategy's default."""
-    if name in run.params:
-        return run.params[name]
     from ttscale.strategies import get_strategy
 
-    default = inspect.signature(get_strategy(run.strategy)).parameters.get(name)
-    if default is None or default.default is inspect.Parameter.empty:
-        raise TTScaleError(f"{run.strategy}: the run's {name!r} is unknown; give it in the context's params")
-    return default.default
+    return getattr(get_strategy(run.strategy).params.model_validate(dict(run.params)), name)
 
 
 def _finish(

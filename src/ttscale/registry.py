@@ -17,8 +17,8 @@ and is called with the argument of `my-judge:ARG` first (when there is one), the
 must have the attributes of the kind's protocol (`ttscale.generator.Generator`, `ttscale.verifier.Verifier`,
 `ttscale.evaluator.Evaluator`), or loading stops with one line naming the missing ones.
 
-Only the composition roots call this module, the CLI and the Ray engine's workers (which build their models
-from the config they are sent); everything below them receives objects. tests/test_imports.py checks it.
+Only the composition roots call this module: the CLI, the runner (for the extra judges a strategy's
+parameters name) and the Ray engine's workers (which build their models from the config they are sent); everything below them receives objects. tests/test_imports.py checks it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
@@ -37,6 +36,7 @@ from ttscale.config import NO_VERIFIER, SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
 from ttscale.evaluator import Evaluator
 from ttscale.generator import Generator
+from ttscale.search import StrategyParams
 from ttscale.verifier import Verifier
 
 if TYPE_CHECKING:
@@ -551,10 +551,10 @@ def load_evaluator(name: str) -> Evaluator:
     return cast(Evaluator, entry("evaluator", name).load(name, Options()))
 
 
-@lru_cache(maxsize=8)
-def shared_verifier(name: str, device: str = "cpu") -> Verifier:
-    """A verifier loaded once per process, for strategies that consult a second one on every prompt."""
-    return load_verifier(name, device=device)
+def load_judges(params: StrategyParams, device: str) -> dict[str, Verifier]:
+    """The extra judges a strategy's parameters name (rounds' `confirm`, early pruning's `cheap_verifier`),
+    loaded once for a run, on its device, so that strategies receive objects and never parse a name."""
+    return {role: load_verifier(name, device=device) for role in params.judges if (name := getattr(params, role))}
 
 
 def load_models(config: SearchConfig) -> tuple[Generator, Verifier | None]:

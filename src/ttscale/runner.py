@@ -21,7 +21,7 @@ import torch
 from ttscale import __version__
 from ttscale.budget import Budget, Meter, Spend
 from ttscale.candidate import rank_and_keep
-from ttscale.config import SearchConfig
+from ttscale.config import SearchConfig, resolve_device
 from ttscale.errors import TTScaleError
 from ttscale.folder import (
     atomic_write_bytes,
@@ -34,6 +34,7 @@ from ttscale.folder import (
 from ttscale.generator import Generator
 from ttscale.images import encode_pngs, to_uint8
 from ttscale.outcome import PromptOutcome, RunTotals
+from ttscale.registry import load_judges
 from ttscale.search import Search
 from ttscale.strategies import get_strategy
 from ttscale.verifier import Verifier
@@ -69,20 +70,25 @@ def search_prompt(
     metadata: dict[str, Any],
     out: Path,
     budget: Budget | None = None,
+    judges: dict[str, Verifier] | None = None,
 ) -> PromptOutcome:
-    """Run the strategy on one prompt and write its folder (candidates first, metadata.jsonl last)."""
+    """Run the strategy on one prompt and write its folder (candidates first, metadata.jsonl last).
+
+    `judges` are the extra verifiers the strategy's parameters name (`load_judges`), metered by this prompt.
+    """
     meter = Meter(budget or config.budget)
     search = Search.metered(
         generator,
         verifier,
         meter,
         metadata["prompt"],
+        judges=judges,
         prompt_index=index,
         run_seed=config.seed,
         metric=config.metric,
         batch_size=config.batch_size,
     )
-    result = get_strategy(config.strategy)(search, **config.params)
+    result = get_strategy(config.strategy).run(search, config.params)
     if not result.candidates:
         raise TTScaleError(
             f"prompt {index}: the budget allowed no complete candidate; one costs {generator.nfe_per_sample()} NFEs "
@@ -101,7 +107,7 @@ def search_prompt(
         for j, png in pngs.items():
             atomic_write_bytes(folder / "candidates" / f"{j:05d}.png", png)
     write_jsonl(folder / "candidates.jsonl", [c.record(j) for j, c in enumerate(result.candidates)])
-    write_jsonl(folder / "rounds.jsonl", result.rounds)
+    write_jsonl(folder / "rounds.jsonl", [r.line() for r in result.rounds])
     atomic_write_text(folder / "spend.json", json.dumps({"strategy": config.strategy} | spend.record()) + "\n")
     write_prompt(out, index, metadata, [pngs[j] for j in kept_at])
     return PromptOutcome(index, spend, len(result.candidates), kept[0].score)
@@ -160,8 +166,12 @@ def run(
     *,
     shard: tuple[int, int] = (0, 1),
     on_prompt: Callable[[PromptOutcome], None] | None = None,
+    judges: dict[str, Verifier] | None = None,
 ) -> RunTotals:
-    """Search every prompt of this shard into `out`; prompts already complete there are skipped."""
+    """Search every prompt of this shard into `out`; prompts already complete there are skipped.
+
+    The strategy's extra judges are loaded here (`load_judges`) unless given.
+    """
     shard_index, shards = shard
     if not 0 <= shard_index < shards:
         raise TTScaleError(f"shard {shard_index}/{shards}: the index must be in 0..{shards - 1}")
@@ -184,6 +194,8 @@ def run(
         "shard": [shard_index, shards],
     }
     atomic_write_text(run_json, json.dumps(record, indent=2) + "\n")
+    if judges is None:
+        judges = load_judges(config.params, resolve_device(config.device))
     totals = RunTotals()
     t0 = time.perf_counter()
     saved = Spend()  # unspent budget carried to the next prompt (config.carry_over)
@@ -195,7 +207,7 @@ def run(
             outcome = finished_outcome(out, index)
             totals.resumed += 1
         else:
-            outcome = search_prompt(config, generator, verifier, index, metadata, out, budget)
+            outcome = search_prompt(config, generator, verifier, index, metadata, out, budget, judges)
         if config.carry_over:
             saved = _unspent(budget, outcome.spend)
         totals.prompts += 1

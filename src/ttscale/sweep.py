@@ -21,6 +21,7 @@ import numpy as np
 from ttscale.budget import Budget, Spend, json_float
 from ttscale.config import SearchConfig
 from ttscale.curves import bootstrap_curve, exact_prefix_curve, pool_from_folder
+from ttscale.errors import TTScaleError
 from ttscale.evaluation import evaluate_folder
 from ttscale.evaluator import Evaluator
 from ttscale.folder import atomic_write_text, prompt_dir
@@ -28,27 +29,24 @@ from ttscale.generator import Generator
 from ttscale.outcome import PromptOutcome
 from ttscale.prompts import TASKS
 from ttscale.runner import run
+from ttscale.search import StrategyParams
+from ttscale.strategies import adaptive, best_of_n, particles, paths, pruning, random_search, rounds, zero_order
 from ttscale.verifier import Verifier
 
 # How a strategy spends a budget of B NFEs per prompt when one full sample costs S NFEs: each uses at least 75%
 # of B (tests/test_sweep.py checks), except adaptive, whose point is to stop early.
-SWEEP_PARAMS: dict[str, Callable[[int, int], dict[str, Any]]] = {
-    "random-search": lambda b, s: {},
-    "rounds": lambda b, s: {
-        "rounds": 4,
-        "samples": max(1, b // s // 4),
-        "confirm": "lab-clip",
-        "top": max(1, b // s // 8),
-    },
-    "zero-order": lambda b, s: {"rounds": 1 << 20, "neighbours": 4},
-    "adaptive": lambda b, s: {"threshold": 0.95, "batch": 4},
-    "search-over-paths": lambda b, s: {"n": max(2, b // s), "keep": max(1, b // s // 4), "width": 4},
-    "particle-filter": lambda b, s: {"particles": max(1, b // s)},
-    "early-pruning": lambda b, s: {
-        "n": max(1, int(b / (0.475 * s))),
-        "keep": max(1, int(b / (0.475 * s)) // 4),
-        "at": 0.3,
-    },
+SWEEP_PARAMS: dict[str, Callable[[int, int], StrategyParams]] = {
+    "random-search": lambda b, s: random_search.Params(),
+    "rounds": lambda b, s: rounds.Params(
+        rounds=4, samples=max(1, b // s // 4), confirm="lab-clip", top=max(1, b // s // 8)
+    ),
+    "zero-order": lambda b, s: zero_order.Params(rounds=1 << 20, neighbours=4),
+    "adaptive": lambda b, s: adaptive.Params(threshold=0.95, batch=4),
+    "search-over-paths": lambda b, s: paths.Params(n=max(2, b // s), keep=max(1, b // s // 4), width=4),
+    "particle-filter": lambda b, s: particles.Params(particles=max(1, b // s)),
+    "early-pruning": lambda b, s: pruning.Params(
+        n=max(1, int(b / (0.475 * s))), keep=max(1, int(b / (0.475 * s)) // 4), at=0.3
+    ),
 }
 
 
@@ -70,9 +68,13 @@ def cell(out: Path, strategy: str, budget: int, seed: int) -> Path:
 
 
 def cell_config(spec: SweepSpec, strategy: str, budget: int, seed: int, nfe_per_sample: int) -> SearchConfig:
+    params: StrategyParams
     if strategy == "best-of-n":
-        params: dict[str, Any] = {"n": budget // nfe_per_sample}
-        limit = Budget()
+        if budget < nfe_per_sample:
+            raise TTScaleError(
+                f"a budget of {budget} NFEs pays for no sample of best-of-n ({nfe_per_sample} NFEs each)"
+            )
+        params, limit = best_of_n.Params(n=budget // nfe_per_sample), Budget()
     else:
         params, limit = SWEEP_PARAMS[strategy](budget, nfe_per_sample), Budget(nfe=budget)
     return spec.base.model_copy(update={"strategy": strategy, "params": params, "budget": limit, "seed": seed})

@@ -7,50 +7,49 @@ why ("confident", "max_n" or "budget"); the meter holds what was spent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from ttscale.candidate import Candidate
-from ttscale.errors import TTScaleError
-from ttscale.search import Search, SearchResult
+from ttscale.search import Round, Search, SearchResult, StrategyParams
 
 
-def adaptive(search: Search, *, threshold: float = 0.9, batch: int = 4, max_n: int | None = None) -> SearchResult:
+class Params(StrategyParams):
+    strategy: Literal["adaptive"] = "adaptive"
+    threshold: float = Field(0.9, description="stop once the best score reaches this")
+    batch: int = Field(4, ge=1, description="fresh candidates drawn between checks")
+    max_n: int | None = Field(None, ge=1, description="at most this many candidates; unset: until the budget ends")
+
+    n_field: ClassVar[str | None] = "max_n"
+    open_ended: ClassVar[str | None] = "max_n"
+
+
+def adaptive(search: Search, params: Params = Params()) -> SearchResult:
     """Batches of `batch` fresh candidates until the best reaches `threshold`, `max_n` are drawn, or the budget ends."""
-    if max_n is None and not search.meter.budget.bounded:
-        raise TTScaleError("adaptive needs `max_n` or a budget (--nfe / --verifier-calls) to know when to stop")
-    if batch < 1:
-        raise TTScaleError(f"adaptive: batch must be at least 1 (got {batch})")
+    params.stops(search.meter.budget)
     candidates: list[Candidate] = []
-    records: list[dict[str, Any]] = []
+    records: list[Round] = []
     best = float("-inf")
     while True:
-        want = batch if max_n is None else min(batch, max_n - len(candidates))
+        want = params.batch if params.max_n is None else min(params.batch, params.max_n - len(candidates))
         drawn = search.draw([search.seed(len(candidates) + j) for j in range(want)], round=len(records))
         if not drawn:
             if records:
-                records[-1]["stop"] = "budget"
+                records[-1].extra["stop"] = "budget"
             break
         candidates += drawn
         best = max(best, *(c.score for c in drawn))
         stop = None
-        if best >= threshold:
+        if best >= params.threshold:
             stop = "confident"
-        elif max_n is not None and len(candidates) >= max_n:
+        elif params.max_n is not None and len(candidates) >= params.max_n:
             stop = "max_n"
         elif len(drawn) < want:
             stop = "budget"
+        extra: dict[str, Any] = {"drawn": len(candidates), "best_of_round": max(c.score for c in drawn)}
         records.append(
-            {
-                "round": len(records),
-                "pool": len(drawn),
-                "drawn": len(candidates),
-                "best_of_round": max(c.score for c in drawn),
-                "best": best,
-                "confident": best >= threshold,
-                "stop": stop,
-                "nfe": search.meter.spent.nfe,
-                "verifier_calls": search.meter.spent.verifier_calls,
-            }
+            search.record(len(records), len(drawn), best, **extra, confident=best >= params.threshold, stop=stop)
         )
         if stop is not None:
             break

@@ -6,17 +6,30 @@ flows to the trajectories that look promising early.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar, Literal
 
 import torch
+from pydantic import Field
 
-from ttscale.errors import TTScaleError
-from ttscale.generator import StepGenerator, require_steps
-from ttscale.samplers import step
-from ttscale.search import Search, SearchResult
+from ttscale.generator import require_steps
+from ttscale.search import Cost, Round, Search, SearchResult, StrategyParams
 from ttscale.seeds import gaussian
 
-POTENTIALS = ("max", "sum", "diff")
+
+class Params(StrategyParams):
+    strategy: Literal["particle-filter"] = "particle-filter"
+    particles: int = Field(8, ge=1, description="trajectories denoised together (fewer where the budget ends)")
+    resample_every: int = Field(2, ge=1, description="steps between look-ahead rewards")
+    ess_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="resample when ESS falls below this share of particles"
+    )
+    temperature: float = Field(10.0, ge=0.0, description="potential G = exp(temperature * s)")
+    potential: Literal["max", "sum", "diff"] = Field(
+        "max", description="s: the lineage's max, sum or latest change of reward"
+    )
+    eta: float = Field(1.0, ge=0.0, le=1.0, description="share of fresh noise per step (0: the solver's own steps)")
+
+    n_field: ClassVar[str | None] = "particles"
 
 
 def systematic_resample(weights: torch.Tensor, u: float) -> torch.Tensor:
@@ -31,16 +44,7 @@ def systematic_resample(weights: torch.Tensor, u: float) -> torch.Tensor:
     return torch.searchsorted(cumulative, positions, right=True).clamp(max=n - 1)
 
 
-def particle_filter(
-    search: Search,
-    *,
-    particles: int = 8,
-    resample_every: int = 2,
-    ess_threshold: float = 0.5,
-    temperature: float = 10.0,
-    potential: str = "max",
-    eta: float = 1.0,
-) -> SearchResult:
+def particle_filter(search: Search, params: Params = Params()) -> SearchResult:
     """FK steering with adaptive systematic resampling on the x0 look-ahead reward.
 
     Particles move with the stochastic sampler (`eta` > 0): the flow model's ODE is deterministic, so copies
@@ -66,75 +70,49 @@ def particle_filter(
     drawn after that step's resampling.
     """
     gen = require_steps(search.generator, "particle-filter")
-    if potential not in POTENTIALS:
-        raise TTScaleError(f"unknown potential {potential!r}; choose one of {', '.join(POTENTIALS)}")
-    if particles < 1 or resample_every < 1:
-        raise TTScaleError("particle-filter needs particles >= 1 and resample_every >= 1")
-    sched = gen.schedule()
-    steps, per_call = sched.steps, gen.nfe_per_call
-    checks = list(range(resample_every, steps - 1, resample_every))
-
-    def cost(p: int) -> dict[str, int]:
-        looks = len(checks) if p > 1 else 0  # a lone particle has nothing to be compared with
-        return {"nfe": p * steps * per_call, "verifier_calls": p * (looks + 1)}
-
-    count = next((p for p in range(particles, 0, -1) if search.meter.affords(**cost(p))), 0)
+    steps = gen.schedule().steps
+    checks = list(range(params.resample_every, steps - 1, params.resample_every))
+    count = search.most(params.particles, lambda p: _cost(p, steps * gen.nfe_per_call, len(checks)))
     if count == 0:
         return SearchResult([])
-
-    seeds = [search.seed(k) for k in range(count)]
-    cond = gen.encode(search.prompt)
-    x = gen.noise(seeds)
-    roots = list(range(count))
-    paths: list[list[list[Any]]] = [[] for _ in range(count)]
+    t = search.trajectories([search.seed(k) for k in range(count)])
     log_w = torch.zeros(count, dtype=torch.float64)
-    lineage = torch.full((count,), -torch.inf if potential == "max" else 0.0, dtype=torch.float64)
-    rounds: list[dict[str, Any]] = []
-    prev_x0: torch.Tensor | None = None
+    lineage = torch.full((count,), -torch.inf if params.potential == "max" else 0.0, dtype=torch.float64)
+    records: list[Round] = []
     for i in range(steps):
-        x0 = _denoise(gen, x, i, cond, search.batch_size)
+        x0 = t.lookahead()
         if count > 1 and i in checks:
-            reward = search.score(gen.decode(x0))[0].double()
-            if potential == "max":
-                lineage = torch.maximum(lineage, reward)
-                log_g = lineage
-            elif potential == "sum":
-                lineage = lineage + reward
-                log_g = lineage
-            else:
-                log_g, lineage = reward - lineage, reward
-            log_w = log_w + temperature * log_g
+            reward = search.score(t.decode(x0))[0].double()
+            log_g, lineage = _potential(params.potential, lineage, reward)
+            log_w = log_w + params.temperature * log_g
             w = torch.softmax(log_w, 0)
             ess = float(1.0 / (w**2).sum())
-            resampled = ess < ess_threshold * count
+            resampled = ess < params.ess_threshold * count
             if resampled:
                 rng = torch.Generator().manual_seed(search.seed(i, "resample"))
-                u = float(torch.rand((), dtype=torch.float64, generator=rng))
-                parents = systematic_resample(w, u)
-                index = parents.to(x.device)
-                x, x0, lineage = x[index], x0[index], lineage[parents]
-                prev_x0 = None if prev_x0 is None else prev_x0[index]
-                roots = [roots[j] for j in parents.tolist()]
-                paths = [[*paths[j], ["resample", i, j]] for j in parents.tolist()]
+                parents = systematic_resample(w, float(torch.rand((), dtype=torch.float64, generator=rng)))
+                t = t.take(parents.tolist(), ops=[["resample", i, j] for j in parents.tolist()])
+                x0, lineage = x0[parents.to(x0.device)], lineage[parents]
                 log_w = torch.zeros(count, dtype=torch.float64)
-            rounds.append(
-                {
-                    "round": len(rounds),
-                    "step": i,
-                    "pool": count,
-                    "ess": ess,
-                    "resampled": resampled,
-                    "best": float(reward.max()),
-                    "nfe": search.meter.spent.nfe,
-                    "verifier_calls": search.meter.spent.verifier_calls,
-                }
+            records.append(
+                search.record(len(records), count, float(reward.max()), step=i, ess=ess, resampled=resampled)
             )
-        noise = gaussian([search.seed(i * count + q, "sde") for q in range(count)], tuple(x.shape[1:]))
-        x = step(x, x0, sched, i, eta=eta, noise=noise.to(x.device), prev_x0=prev_x0)
-        prev_x0 = x0 if eta == 0.0 else None
-
-    return search.finish(gen, x, [seeds[roots[q]] for q in range(count)], paths[:count], rounds, steps * per_call)
+        noise = gaussian([search.seed(i * count + q, "sde") for q in range(count)], tuple(t.x.shape[1:]))
+        t = t.step(x0, eta=params.eta, noise=noise.to(t.x.device))
+    return search.finish(t, records)
 
 
-def _denoise(gen: StepGenerator, x: torch.Tensor, i: int, cond: Any, batch_size: int) -> torch.Tensor:
-    return torch.cat([gen.denoise(x[s : s + batch_size], i, cond) for s in range(0, len(x), batch_size)])
+def _cost(particles: int, nfe_each: int, looks: int) -> Cost:
+    """A run of this many particles: every step of each, and its look-aheads (a lone particle has none)."""
+    return {"nfe": particles * nfe_each, "verifier_calls": particles * ((looks if particles > 1 else 0) + 1)}
+
+
+def _potential(kind: str, lineage: torch.Tensor, reward: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log G of this look-ahead, the lineages' statistic carried on) for the potentials of the docstring."""
+    if kind == "max":
+        lineage = torch.maximum(lineage, reward)
+        return lineage, lineage
+    if kind == "sum":
+        lineage = lineage + reward
+        return lineage, lineage
+    return reward - lineage, reward

@@ -5,27 +5,38 @@ x0 look-ahead already tells good layouts from bad ones, and spend the rest of th
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
-import torch
+from pydantic import Field, field_validator
 
-from ttscale.budget import Meter
 from ttscale.errors import TTScaleError
-from ttscale.generator import StepGenerator, require_steps
-from ttscale.samplers import step
-from ttscale.search import Search, SearchResult
+from ttscale.generator import require_steps
+from ttscale.search import Cost, Round, Search, SearchResult, StrategyParams
 from ttscale.seeds import gaussian
 
 
-def search_over_paths(
-    search: Search,
-    *,
-    n: int = 8,
-    branch_at: tuple[int, ...] | None = None,
-    width: int = 4,
-    keep: int = 2,
-    eta: float = 1.0,
-) -> SearchResult:
+class Params(StrategyParams):
+    strategy: Literal["search-over-paths"] = "search-over-paths"
+    n: int = Field(8, ge=1, description="starting noises")
+    branch_at: tuple[int, ...] | None = Field(
+        None, description="grid points to branch at, increasing; unset: three in the first two thirds"
+    )
+    width: int = Field(4, ge=1, description="children per kept trajectory")
+    keep: int = Field(2, ge=1, description="trajectories kept at each branch step")
+    eta: float = Field(1.0, ge=0.0, le=1.0, description="share of fresh noise in a branch step (0: no fresh noise)")
+
+    n_field: ClassVar[str | None] = "n"
+
+    @field_validator("branch_at")
+    @classmethod
+    def _increasing(cls, stages: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if stages is not None and (list(stages) != sorted(set(stages)) or any(b < 0 for b in stages)):
+            raise ValueError(f"branch_at must be increasing steps from 0, got {list(stages)}")
+        return stages
+
+
+def search_over_paths(search: Search, params: Params = Params()) -> SearchResult:
     """Start n noises; at each branch step keep the `keep` best look-aheads and branch each into `width` children.
 
     Children of one parent share its x0 estimate and differ by the fresh noise of one stochastic step
@@ -44,79 +55,71 @@ def search_over_paths(
     starting noises and children to what the budget pays and finishing the survivors when it pays no more.
     """
     gen = require_steps(search.generator, "search-over-paths")
-    sched = gen.schedule()
-    steps, per_call = sched.steps, gen.nfe_per_call
-    stages = _branch_steps(steps) if branch_at is None else tuple(branch_at)
-    if list(stages) != sorted(set(stages)) or not all(0 <= b <= steps - 2 for b in stages):
+    steps = gen.schedule().steps
+    stages = _branch_steps(steps) if params.branch_at is None else params.branch_at
+    if stages and stages[-1] > steps - 2:
         raise TTScaleError(f"branch_at must be increasing steps in 0..{steps - 2}, got {list(stages)}")
-    if n < 1 or width < 1 or keep < 1:
-        raise TTScaleError("search-over-paths needs n, width and keep >= 1")
-    # A time limit stops the branching but never the finishing, so completion is judged without it.
-    untimed = Meter(search.meter.budget.model_copy(update={"seconds": None}), search.meter.spent)
-
-    def fits(nfe: int, calls: int, pool: int, grid: int, nxt: int | None) -> bool:
-        """Whether spending (nfe, calls) now leaves enough to complete `pool` trajectories at `grid`."""
-        options = [(pool * (steps - grid) * per_call, pool)]  # finish them all
-        if nxt is not None:  # or score them at the next branch step and finish only the best
-            options.append(((pool * (nxt + 1 - grid) + steps - nxt - 1) * per_call, pool + 1))
-        return any(untimed.affords(nfe=nfe + a, verifier_calls=calls + v) for a, v in options)
-
-    first = stages[0] if stages else None
-    count = next((m for m in range(n, 0, -1) if fits(0, 0, m, 0, first)), 0) if search.meter.affords() else 0
+    plan = _Plan(search, steps, gen.nfe_per_call)
+    count = plan.completable(params.n, 0, stages[0] if stages else None) if search.meter.affords() else 0
     if count == 0:
         return SearchResult([])
-
-    seeds = [search.seed(j) for j in range(count)]
-    paths: list[list[list[Any]]] = [[] for _ in range(count)]
-    cond = gen.encode(search.prompt)
-    x = gen.noise(seeds)
-    prev_x0: torch.Tensor | None = None
-    grid, drawn = 0, 0
-    rounds: list[dict[str, Any]] = []
+    t = search.trajectories([search.seed(j) for j in range(count)])
+    drawn = 0  # index into the "branch" seed stream
+    records: list[Round] = []
     for k, b in enumerate(stages):
-        x, prev_x0 = search.denoise_steps(gen, x, seeds, cond, grid, b, prev_x0)
-        grid, pool = b, len(x)
+        t = t.advance(b)
         nxt = stages[k + 1] if k + 1 < len(stages) else None
-        most = min(keep, pool) * width
-        children = next((c for c in range(most, 0, -1) if fits(pool * per_call, pool, c, b + 1, nxt)), 0)
+        children = plan.completable(min(params.keep, len(t)) * params.width, b + 1, nxt, looked_at=len(t))
         if not search.meter.affords():  # out of time: finish as cheaply as the budget allows
-            children = 0 if fits(0, 0, pool, b, None) else min(children, 1)
+            children = 0 if plan.completable(len(t), b, None) == len(t) else min(children, 1)
         if children == 0:
             break
-        x0 = _denoise(gen, x, b, cond, search.batch_size)
-        ranking = search.score(gen.decode(x0))[0]
-        parents = sorted(range(pool), key=lambda j: (-float(ranking[j]), j))[: min(keep, children)]
-        kids = [
-            parent
-            for r, parent in enumerate(parents)
-            for _ in range(children // len(parents) + (r < children % len(parents)))
-        ]
-        branch_seeds = [search.seed(drawn + m, "branch") for m in range(children)]
+        x0 = t.lookahead()
+        ranking = search.score(t.decode(x0))[0]
+        parents = sorted(range(len(t)), key=lambda j: (-float(ranking[j]), j))[: min(params.keep, children)]
+        kids = _children(parents, children)
+        seeds = [search.seed(drawn + m, "branch") for m in range(children)]
         drawn += children
-        index = torch.tensor(kids, device=x.device)
-        noise = gaussian(branch_seeds, tuple(x.shape[1:])).to(x.device)
-        x = step(
-            x[index], x0[index], sched, b, eta=eta, noise=noise, prev_x0=None if prev_x0 is None else prev_x0[index]
-        )
-        prev_x0 = x0[index] if eta == 0.0 else None  # a re-noised child starts its solver history afresh
-        seeds = [seeds[j] for j in kids]
-        paths = [[*paths[j], ["branch", b, s]] for j, s in zip(kids, branch_seeds, strict=True)]
-        grid = b + 1
-        rounds.append(
-            {
-                "round": len(rounds),
-                "step": b,
-                "pool": pool,
-                "kept": len(parents),
-                "children": children,
-                "best": float(ranking.max()),
-                "nfe": search.meter.spent.nfe,
-                "verifier_calls": search.meter.spent.verifier_calls,
-            }
-        )
+        noise = gaussian(seeds, tuple(t.x.shape[1:])).to(t.x.device)
+        extra = {"kept": len(parents), "children": children}
+        records.append(search.record(len(records), len(t), float(ranking.max()), step=b, **extra))
+        t = t.take(kids, ops=[["branch", b, s] for s in seeds]).step(x0[kids], eta=params.eta, noise=noise)
+    return search.finish(t.advance(steps), records)
 
-    x, _ = search.denoise_steps(gen, x, seeds, cond, grid, steps, prev_x0)
-    return search.finish(gen, x, seeds, paths, rounds, steps * per_call)
+
+@dataclass
+class _Plan:
+    """What the budget pays for: trajectories held at a grid point must always be completable."""
+
+    search: Search
+    steps: int
+    per_call: int
+
+    def completable(self, n: int, grid: int, nxt: int | None, looked_at: int = 0) -> int:
+        """The most trajectories (up to n) at `grid` that can still be finished outright, or scored at the next
+        branch step `nxt` with only the best finished, after a look-ahead at `looked_at` of them now.
+
+        A time limit stops the branching but never the finishing, so completion is judged without it.
+        """
+        nfe, calls = looked_at * self.per_call, looked_at
+
+        def finish(m: int) -> Cost:
+            return {"nfe": nfe + m * (self.steps - grid) * self.per_call, "verifier_calls": calls + m}
+
+        def look_then_finish_one(m: int, nxt: int) -> Cost:
+            rest = m * (nxt + 1 - grid) + self.steps - nxt - 1
+            return {"nfe": nfe + rest * self.per_call, "verifier_calls": calls + m + 1}
+
+        most = self.search.most(n, finish, timed=False)
+        if nxt is None:
+            return most
+        return max(most, self.search.most(n, lambda m: look_then_finish_one(m, nxt), timed=False))
+
+
+def _children(parents: list[int], children: int) -> list[int]:
+    """Each child's parent: the children spread over the parents as evenly as possible, the best first."""
+    share, extra = divmod(children, len(parents))
+    return [p for r, p in enumerate(parents) for _ in range(share + (r < extra))]
 
 
 def _branch_steps(steps: int) -> tuple[int, ...]:
@@ -125,7 +128,3 @@ def _branch_steps(steps: int) -> tuple[int, ...]:
     if top < 1:
         return (0,) if steps >= 2 else ()
     return tuple(sorted({max(1, top * k // 3) for k in (1, 2, 3)}))
-
-
-def _denoise(gen: StepGenerator, x: torch.Tensor, i: int, cond: Any, batch_size: int) -> torch.Tensor:
-    return torch.cat([gen.denoise(x[s : s + batch_size], i, cond) for s in range(0, len(x), batch_size)])

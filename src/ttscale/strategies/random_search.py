@@ -6,46 +6,41 @@ is drawn twice. Black-box: only `search.draw` is used. The runner keeps the top 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from ttscale.candidate import Candidate
-from ttscale.errors import TTScaleError
-from ttscale.search import Search, SearchResult
+from ttscale.search import Round, Search, SearchResult, StrategyParams
 
 
-def random_search(search: Search, *, rounds: int | None = None) -> SearchResult:
+class Params(StrategyParams):
+    strategy: Literal["random-search"] = "random-search"
+    rounds: int | None = Field(None, ge=1, description="rounds of 1, 2, 4 … fresh noises; unset: until the budget ends")
+
+    n_instead: ClassVar[str] = "its pools double each round: set params.rounds, or a budget"
+    open_ended: ClassVar[str | None] = "rounds"
+
+
+def random_search(search: Search, params: Params = Params()) -> SearchResult:
     """Rounds of 1, 2, 4, ... fresh candidates until `rounds` or the budget (a last round may be partial)."""
-    if rounds is None and not search.meter.budget.bounded:
-        raise TTScaleError("random-search needs `rounds` or a budget (--nfe / --verifier-calls) to know when to stop")
+    params.stops(search.meter.budget)
     candidates: list[Candidate] = []
-    records: list[dict[str, Any]] = []
+    records: list[Round] = []
     best = float("-inf")
     r = 0
-    while rounds is None or r < rounds:
+    while params.rounds is None or r < params.rounds:
         size = 2**r
-        n = search.affordable(size)
-        if n == 0:
-            break
-        start = len(candidates)
-        pool = search.draw([search.seed(start + j) for j in range(n)], round=r)
+        pool = search.draw([search.seed(len(candidates) + j) for j in range(search.most(size, search.sample_cost))], r)
         if not pool:
             break
         candidates += pool
         top = max(pool, key=lambda c: c.score)
         best = max(best, top.score)
-        records.append(
-            {
-                "round": r,
-                "pool": len(pool),
-                "partial": len(pool) < size,
-                "best_of_round": top.score,
-                "best_of_round_seed": top.seed,
-                "best": best,
-                "nfe": search.meter.spent.nfe,
-                "verifier_calls": search.meter.spent.verifier_calls,
-            }
-        )
-        if len(pool) < size:
+        partial = len(pool) < size
+        extra = {"partial": partial, "best_of_round": top.score, "best_of_round_seed": top.seed}
+        records.append(search.record(r, len(pool), best, **extra))
+        if partial:
             break
         r += 1
     return SearchResult(candidates, records)

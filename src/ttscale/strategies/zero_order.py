@@ -11,58 +11,54 @@ A consistency sampler's step noise (SANA-Sprint) stays the centre seed's: only t
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import ClassVar, Literal
 
 import torch
+from pydantic import Field
 
 from ttscale.candidate import Candidate
-from ttscale.errors import TTScaleError
 from ttscale.generator import require_steps
-from ttscale.samplers import sample, seed_noise
-from ttscale.search import Search, SearchResult
+from ttscale.search import Round, Search, SearchResult, StrategyParams
 from ttscale.seeds import gaussian
+from ttscale.trajectories import TrajectoryPath
 
 
-def zero_order(search: Search, *, rounds: int = 8, neighbours: int = 4, similarity: float = 0.95) -> SearchResult:
+class Params(StrategyParams):
+    strategy: Literal["zero-order"] = "zero-order"
+    rounds: int = Field(8, ge=1, description="rounds of neighbours (fewer where the budget ends)")
+    neighbours: int = Field(4, ge=1, description="perturbations of the best noise so far, per round")
+    similarity: float = Field(0.95, ge=0.0, le=1.0, description="cosine similarity of a neighbour to its centre")
+
+    n_instead: ClassVar[str] = "set params.neighbours (noises per round) and params.rounds"
+
+
+def zero_order(search: Search, params: Params = Params()) -> SearchResult:
     """Up to `rounds` rounds of `neighbours` perturbations of the best noise so far, fully sampled and scored."""
-    if neighbours < 1 or not 0.0 <= similarity <= 1.0:
-        raise TTScaleError(
-            f"zero-order: need neighbours >= 1 and 0 <= similarity <= 1 (got {neighbours}, {similarity})"
-        )
     gen = require_steps(search.generator, "zero-order")
-    cond = gen.encode(search.prompt)
-    sched = gen.schedule()
-    nfe_each = sched.steps * gen.nfe_per_call
     seed = search.seed(0)
-    centre_noise = gen.noise([seed])
-    centre_path: list[list[Any]] = []
-    spread = math.sqrt(1.0 - similarity**2)
+    centre = gen.noise([seed])
+    centre_path: TrajectoryPath = []
+    nfe_each = gen.schedule().steps * gen.nfe_per_call
+    spread = math.sqrt(1.0 - params.similarity**2)
     perturbed = 0  # index into the "perturb" seed stream
     candidates: list[Candidate] = []
-    records: list[dict[str, Any]] = []
+    records: list[Round] = []
     best = float("-inf")
-    for r in range(rounds):
+    for r in range(params.rounds):
         # this round's initial noises and the path that re-creates each from `seed`
-        want = neighbours + (1 if r == 0 else 0)
-        n = search.affordable(want, nfe_each)
+        want = params.neighbours + (1 if r == 0 else 0)
+        n = search.most(want, lambda m: search.sample_cost(m, nfe_each))
         if n == 0:
             break
-        noises: list[torch.Tensor] = [centre_noise] if r == 0 else []
-        paths: list[list[list[Any]]] = [[]] if r == 0 else []
+        noises: list[torch.Tensor] = [centre] if r == 0 else []
+        paths: list[TrajectoryPath] = [[]] if r == 0 else []
         for _ in range(n - len(noises)):
             pseed = search.seed(perturbed, stream="perturb")
             perturbed += 1
-            fresh = gaussian([pseed], tuple(centre_noise.shape[1:])).to(centre_noise.device)
-            noises.append(similarity * centre_noise + spread * fresh)
-            paths.append([*centre_path, ["perturb", r, pseed, similarity]])
-        pool: list[Candidate] = []
-        for start in range(0, n, search.batch_size):
-            count = search.affordable(min(search.batch_size, n - start), nfe_each)
-            if count == 0:
-                break
-            x = torch.cat(noises[start : start + count])
-            x = sample(lambda x, i: gen.denoise(x, i, cond), x, sched, noise=seed_noise([seed] * count, x))
-            pool += search.scored(gen.decode(x), [seed] * count, nfe_each, r, paths[start : start + count])
+            fresh = gaussian([pseed], tuple(centre.shape[1:])).to(centre.device)
+            noises.append(params.similarity * centre + spread * fresh)
+            paths.append([*centre_path, ["perturb", r, pseed, params.similarity]])
+        pool = search.complete(search.trajectories([seed] * n, torch.cat(noises), paths), r)
         if not pool:
             break
         candidates += pool
@@ -72,18 +68,10 @@ def zero_order(search: Search, *, rounds: int = 8, neighbours: int = 4, similari
         improved = pool[top].score > best
         if improved:
             best = pool[top].score
-            centre_noise, centre_path = noises[top], paths[top]
+            centre, centre_path = noises[top], paths[top]
+        outcome = "improved" if improved else "no improvement"
         records.append(
-            {
-                "round": r,
-                "pool": len(pool),
-                "best_of_round": pool[top].score,
-                "best": best,
-                "outcome": "improved" if improved else "no improvement",
-                "centre": centre_path,
-                "nfe": search.meter.spent.nfe,
-                "verifier_calls": search.meter.spent.verifier_calls,
-            }
+            search.record(r, len(pool), best, best_of_round=pool[top].score, outcome=outcome, centre=centre_path)
         )
         if len(pool) < want:
             break
