@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ttscale.lab.generator import LabGenerator
 from ttscale.lab.nets import DualEncoder, FlowUNet, JudgeConfig, UNetConfig, YesNoJudge
+from ttscale.lab.verifiers import LabVerifier
 from ttscale.lab.weights import save
 
 torch.set_num_threads(1)
@@ -29,3 +31,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save(YesNoJudge(judge_cfg), paths["visa"], "lab-visa", judge_cfg.to_dict(), {})
     save(DualEncoder(judge_cfg), paths["clip"], "lab-clip", judge_cfg.to_dict(), {})
     return paths
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_models: dict[str, Path]) -> LabGenerator:
+    """The tiny generator at 4 steps (batches of 8): enough grid points for look-aheads, branches and resampling."""
+    return LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=4, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def visa(tiny_models: dict[str, Path]) -> LabVerifier:
+    return LabVerifier.from_pretrained(str(tiny_models["visa"]))

@@ -32,7 +32,7 @@ from ttscale.strategies.pruning import early_pruning
 from ttscale.verifier import Verifier
 
 PROMPT = prompt_suite("test")[0]["prompt"]
-STEPS = 4
+STEPS = 4  # the `gen` fixture's steps (conftest.py)
 PER_SAMPLE = STEPS * 2  # CFG: two NFEs per step
 SMALL: dict[str, tuple[Callable[[Search, Any], SearchResult], Any]] = {
     "paths": (search_over_paths, PathParams(n=4, keep=2, width=2)),
@@ -41,16 +41,6 @@ SMALL: dict[str, tuple[Callable[[Search, Any], SearchResult], Any]] = {
 }
 budgets = st.one_of(st.none(), st.integers(0, 80))
 call_budgets = st.one_of(st.none(), st.integers(0, 20))
-
-
-@pytest.fixture(scope="module")
-def gen(tiny_models: dict[str, Path]) -> LabGenerator:
-    return LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=STEPS, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def visa(tiny_models: dict[str, Path]) -> LabVerifier:
-    return LabVerifier.from_pretrained(str(tiny_models["visa"]))
 
 
 @pytest.fixture(scope="module")

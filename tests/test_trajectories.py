@@ -3,8 +3,6 @@ plain run of its seed until a strategy moves it with noise of its own."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,18 +13,8 @@ from ttscale.lab.generator import LabGenerator
 from ttscale.lab.verifiers import LabVerifier
 from ttscale.search import Search
 
-STEPS = 4
+STEPS = 4  # the `gen` fixture's steps (conftest.py)
 PROMPT = "a photo of a red circle above a blue square"
-
-
-@pytest.fixture(scope="module")
-def gen(tiny_models: dict[str, Path]) -> LabGenerator:
-    return LabGenerator.from_pretrained(str(tiny_models["generator"]), steps=STEPS, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def visa(tiny_models: dict[str, Path]) -> LabVerifier:
-    return LabVerifier.from_pretrained(str(tiny_models["visa"]))
 
 
 @settings(max_examples=10, deadline=None)
